@@ -1,0 +1,1 @@
+"""Benchmark harness (run by hand; `python -m bench --quick` is smoke-run by the tests)."""

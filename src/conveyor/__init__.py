@@ -1,0 +1,1 @@
+"""Conveyor: durable background jobs for Python services."""

@@ -1,0 +1,293 @@
+"""The application object: task registry, queue settings, engine from a URL, enqueue API.
+
+One ``Conveyor`` is shared by the web app that submits jobs, the worker that runs them and
+the CLI. Its sync methods run on a private event-loop thread (the "portal") so they work from
+plain scripts, Django views and executor processes alike; its ``*_async`` methods run on the
+caller's loop with an engine connection bound to that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import pydantic
+
+from conveyor.backend import Backend, create_backend
+from conveyor.backend.protocol import (
+    CancelRequest,
+    EnqueueRequest,
+    JobFilter,
+    JobPage,
+    RedriveRequest,
+)
+from conveyor.errors import ConfigError, UnknownTask
+from conveyor.results import LocalResultStore, ResultStore
+from conveyor.task import CallOptions, Task, TaskOptions
+from conveyor.types import DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_URL = "sqlite:///var/conveyor.db"
+
+
+class _Portal:
+    """An event loop on a daemon thread, for running coroutines from sync code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="conveyor-portal", daemon=True)
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class Conveyor:
+    """Define tasks, enqueue jobs and inspect them.
+
+    ``url`` picks the engine (``sqlite:///var/conveyor.db``, ``postgresql://...``,
+    ``redis://...``); it defaults to ``$CONVEYOR_URL`` and then to a local SQLite file.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        queues: Iterable[QueueConfig] = (),
+        result_store: ResultStore | str | None = None,
+        idempotency_ttl: float = 24 * 3600.0,
+    ) -> None:
+        self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
+        self.tasks: dict[str, Task] = {}
+        self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
+        if result_store is None or isinstance(result_store, str):
+            root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
+            result_store = LocalResultStore(Path(root))
+        self.result_store: ResultStore = result_store
+        self.idempotency_ttl = idempotency_ttl
+        self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
+        self._shared_backend: Backend | None = None
+        self._backend_lock = threading.Lock()
+        self._portal: _Portal | None = None
+        self._opened: set[int] = set()
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: F) -> Task: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        priority: int = 0,
+        args_model: type[pydantic.BaseModel] | None = None,
+    ) -> Callable[[F], Task]: ...
+
+    def task(
+        self,
+        fn: F | None = None,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        priority: int = 0,
+        args_model: type[pydantic.BaseModel] | None = None,
+    ) -> Task | Callable[[F], Task]:
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``."""
+        if max_attempts < 1:
+            raise ConfigError("max_attempts must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError("timeout must be positive seconds")
+        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority)
+
+        def register(func: F) -> Task:
+            task_name = name or f"{func.__module__}.{func.__qualname__}"
+            if task_name in self.tasks:
+                raise ConfigError(f"task {task_name!r} is registered twice")
+            task = Task(self, func, task_name, options, args_model)
+            self.tasks[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def get_task(self, name: str) -> Task:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise UnknownTask(f"unknown task {name!r}") from None
+
+    def queue_config(self, name: str) -> QueueConfig:
+        return self.queues.get(name) or QueueConfig(name)
+
+    # -- engine -------------------------------------------------------------------------------
+
+    def _make_backend(self) -> Backend:
+        return create_backend(self.url)
+
+    async def backend(self) -> Backend:
+        """The engine connection for the running event loop, opened (and migrated) once."""
+        with self._backend_lock:
+            if self.url.startswith("sqlite:"):
+                # one connection thread serves every loop
+                if self._shared_backend is None:
+                    self._shared_backend = self._make_backend()
+                backend = self._shared_backend
+            else:
+                loop = asyncio.get_running_loop()
+                backend = self._backends.get(loop)  # type: ignore[assignment]
+                if backend is None:
+                    backend = self._make_backend()
+                    self._backends[loop] = backend
+        if id(backend) not in self._opened:
+            await backend.open()
+            self._opened.add(id(backend))
+        return backend
+
+    def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
+        if self._portal is None:
+            with self._backend_lock:
+                if self._portal is None:
+                    self._portal = _Portal()
+
+        async def run() -> T:
+            return await make()
+
+        return self._portal.call(run())
+
+    def run_sync(self, make: Callable[[Backend], Awaitable[T]]) -> T:
+        """Run ``make(backend)`` on the portal loop from sync code."""
+
+        async def go() -> T:
+            return await make(await self.backend())
+
+        return self._sync(go)
+
+    async def aclose(self) -> None:
+        """Close the engine connection of the running loop (and the shared SQLite one)."""
+        loop = asyncio.get_running_loop()
+        backend = self._backends.pop(loop, None)
+        if backend is not None:
+            self._opened.discard(id(backend))
+            await backend.close()
+        if self._shared_backend is not None:
+            shared, self._shared_backend = self._shared_backend, None
+            self._opened.discard(id(shared))
+            await shared.close()
+
+    def close(self) -> None:
+        """Close connections held by the sync portal and stop it."""
+        if self._portal is not None:
+            self._sync(self.aclose)
+            self._portal.stop()
+            self._portal = None
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def build_request(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> EnqueueRequest:
+        """Validate a submit and turn it into an engine request (raises UnknownTask / InvalidArguments)."""
+        task = self.get_task(task_name)
+        opts = options or CallOptions()
+        clean = task.validate(args)
+        if opts.delay is not None and opts.run_at is not None:
+            raise ConfigError("give either delay or run_at, not both")
+        if opts.delay is not None and opts.delay < 0:
+            raise ConfigError("delay must not be negative")
+        queue = opts.queue or task.options.queue
+        return EnqueueRequest(
+            task=task.name,
+            args=clean,
+            queue=queue,
+            tenant=opts.tenant or DEFAULT_TENANT,
+            priority=task.options.priority if opts.priority is None else opts.priority,
+            max_attempts=opts.max_attempts or task.options.max_attempts,
+            timeout=opts.timeout or task.options.timeout,
+            retry=task.options.retry,
+            delay=opts.delay,
+            run_at=opts.run_at,
+            idempotency_key=opts.idempotency_key,
+            idempotency_ttl=self.idempotency_ttl,
+            depends_on=tuple(opts.depends_on),
+            max_depth=self.queue_config(queue).max_depth,
+        )
+
+    async def enqueue_async(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
+        request = self.build_request(task_name, args, options)
+        backend = await self.backend()
+        return (await backend.enqueue(request)).job
+
+    def enqueue(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
+        request = self.build_request(task_name, args, options)
+        return self.run_sync(lambda b: _job_of(b.enqueue(request)))
+
+    # -- inspection and operator actions ------------------------------------------------------
+
+    async def get_async(self, job_id: str, tenant: str | None = None) -> Job | None:
+        return await (await self.backend()).get(job_id, tenant)
+
+    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        return self.run_sync(lambda b: b.get(job_id, tenant))
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState | str] = (),
+        queue: str | None = None,
+        task: str | None = None,
+        tenant: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor)
+        return self.run_sync(lambda b: b.list_jobs(flt))
+
+    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
+        return self.run_sync(lambda b: b.cancel(CancelRequest(job_id, tenant)))
+
+    def redrive(self, job_ids: Iterable[str] = (), *, queue: str | None = None, task: str | None = None) -> int:
+        req = RedriveRequest(tuple(job_ids), None, queue, task)
+        return self.run_sync(lambda b: b.redrive(req))
+
+    def queue_stats(self) -> list[QueueStats]:
+        return self.run_sync(lambda b: b.queue_stats())
+
+
+async def _job_of(result: Awaitable[Any]) -> Job:
+    return (await result).job  # type: ignore[no-any-return]
+
+
+def load_app(spec: str) -> Conveyor:
+    """Import ``package.module:attribute`` and return the Conveyor app it names."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"--app must look like package.module:app, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attr, None)
+    if not isinstance(app, Conveyor):
+        raise ConfigError(f"{spec!r} is not a Conveyor app")
+    return app

@@ -1,0 +1,283 @@
+"""The Backend protocol: every storage operation Conveyor needs, one params object each.
+
+Each engine (``backend/sqlite``, ``backend/postgres``, ``backend/redis``) implements every
+method as ONE atomic operation (one SQL transaction, one Lua script) and takes all times from
+the engine's clock (plus ``clock_offset``, a test hook that shifts the engine clock).
+The legal transitions are those of ``conveyor.states.TRANSITIONS``; the conformance suite in
+``tests/conformance`` checks every engine against it.
+
+Semantics every engine must follow:
+
+* ``enqueue``: with ``depends_on`` the job starts ``waiting`` unless every dependency already
+  succeeded (then queued/scheduled); a dependency that is canceled makes the new job canceled;
+  an unknown dependency (or one of another tenant) raises DependencyError. ``run_at`` in the
+  future (engine clock) makes it ``scheduled``; else ``queued``. With ``max_depth`` set, the
+  enqueue raises QueueFull when the queue already has that many pending (waiting + scheduled +
+  queued) jobs. With an idempotency key (scoped by tenant, kept ``idempotency_ttl`` seconds):
+  an unexpired key with the same payload hash returns the existing job with ``created=False``;
+  with a different hash raises IdempotencyConflict; concurrent duplicates create one job.
+* ``claim``: takes up to ``limit`` jobs that are ``queued``, or ``scheduled`` with
+  ``run_at <= now``, from the named non-paused queues, in order priority DESC, run_at ASC,
+  id ASC. Each claimed job: state running, attempts += 1, new lease_token, lease_expires_at =
+  now + lease_seconds, worker_id, started_at = now. No job is ever handed to two claimers.
+* ``heartbeat``: for each (job_id, token) extends the lease if the token still matches and the
+  job is running; answers per job ``ok``, ``lost`` (token mismatch / not running) or
+  ``canceled`` (the job was canceled while running).
+* ``complete`` / ``fail`` / ``release`` / ``progress`` / ``add_artifact``: refused (return
+  False / None) when the token does not match the running job (fencing).
+  ``complete`` stores the result, finishes the job and moves every waiting dependent whose
+  dependencies have all succeeded to queued (or scheduled if its run_at is in the future).
+  ``fail`` with ``retry_delay`` None, or when attempts >= max_attempts, moves to failed;
+  otherwise to scheduled at now + retry_delay. ``release`` puts the job back to queued and
+  gives back the attempt (attempts -= 1).
+* ``reap_expired``: every running job whose lease expired goes to queued, or to failed if
+  attempts >= max_attempts, with error ``{"type": "LeaseExpired", ...}``.
+* ``cancel``: any non-terminal job becomes canceled (a running one loses its lease: its
+  next heartbeat answers ``canceled``), and waiting dependents are canceled too.
+  Terminal job: InvalidTransition. Unknown (or other tenant's) job: JobNotFound.
+* ``redrive``: failed jobs back to queued, attempts reset to 0, error kept in history.
+* Every state change and progress report appends a JobEvent (monotonic ``seq`` per backend)
+  so an observer can resume from the last seq it saw without gaps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from conveyor.types import DEFAULT_TENANT, Artifact, Job, JobEvent, JobState, QueueStats, RetryPolicy
+
+HeartbeatStatus = Literal["ok", "lost", "canceled"]
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    task: str
+    args: dict[str, Any]
+    queue: str = "default"
+    tenant: str = DEFAULT_TENANT
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    delay: float | None = None
+    """Seconds from the engine's now; exclusive with run_at."""
+    run_at: float | None = None
+    """Absolute epoch seconds."""
+    idempotency_key: str | None = None
+    idempotency_ttl: float = 24 * 3600.0
+    depends_on: tuple[str, ...] = ()
+    max_depth: int | None = None
+    job_id: str | None = None
+    """Set by the caller to know the id in advance; generated when None."""
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    tenant: str | None = None
+    """None means every tenant (admin views)."""
+    states: tuple[JobState, ...] = ()
+    queue: str | None = None
+    task: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+    """Return jobs with id < cursor (newest first)."""
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    worker_id: str
+    queues: tuple[str, ...]
+    limit: int = 1
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True)
+class HeartbeatRequest:
+    leases: tuple[Lease, ...]
+    lease_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class CompleteRequest:
+    job_id: str
+    token: str
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class FailRequest:
+    job_id: str
+    token: str
+    error: dict[str, Any]
+    retry_delay: float | None
+    """None: do not retry (dead-letter now)."""
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True)
+class ProgressRequest:
+    job_id: str
+    token: str
+    fraction: float | None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRequest:
+    job_id: str
+    token: str
+    artifact: Artifact
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    job_id: str
+    tenant: str | None = None
+    reason: str = "canceled by request"
+
+
+@dataclass(frozen=True)
+class RedriveRequest:
+    job_ids: tuple[str, ...] = ()
+    """Explicit jobs; when empty, every failed job matching queue/task (and tenant)."""
+    tenant: str | None = None
+    queue: str | None = None
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    older_than: float
+    """Delete terminal jobs finished more than this many seconds ago (and their events)."""
+
+
+@dataclass(frozen=True)
+class EffectRequest:
+    job_id: str
+    key: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class EventsRequest:
+    job_id: str
+    after_seq: int = 0
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class PauseRequest:
+    queue: str
+    paused: bool
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage for jobs. All methods are coroutines and each is atomic."""
+
+    capabilities: frozenset[str]
+    """Optional features this engine has, e.g. {"transactional_enqueue"}."""
+
+    clock_offset: float
+    """Test hook: seconds added to the engine clock for every time comparison."""
+
+    async def open(self) -> None:
+        """Connect and make sure the schema is current (runs migrations)."""
+
+    async def close(self) -> None: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending schema migrations; returns the names applied (safe to run concurrently)."""
+
+    async def ping(self) -> None:
+        """Raise BackendUnavailable if the engine cannot be reached."""
+
+    async def now(self) -> float:
+        """The engine clock (plus clock_offset), epoch seconds."""
+
+    async def enqueue(self, req: EnqueueRequest) -> EnqueueResult: ...
+
+    async def enqueue_many(self, reqs: list[EnqueueRequest]) -> list[EnqueueResult]:
+        """All in one transaction: either every job is stored or none is."""
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None: ...
+
+    async def list_jobs(self, flt: JobFilter) -> JobPage: ...
+
+    async def queue_stats(self, tenant: str | None = None) -> list[QueueStats]:
+        """One entry per queue known to the engine (has jobs or is paused)."""
+
+    async def queue_position(self, job_id: str) -> int | None:
+        """How many runnable jobs of its queue are claimed before this one; None unless queued."""
+
+    async def claim(self, req: ClaimRequest) -> list[Job]: ...
+
+    async def heartbeat(self, req: HeartbeatRequest) -> dict[str, HeartbeatStatus]: ...
+
+    async def complete(self, req: CompleteRequest) -> bool: ...
+
+    async def fail(self, req: FailRequest) -> JobState | None:
+        """The state the job moved to (scheduled or failed), None when fenced off."""
+
+    async def release(self, req: ReleaseRequest) -> bool: ...
+
+    async def progress(self, req: ProgressRequest) -> bool: ...
+
+    async def add_artifact(self, req: ArtifactRequest) -> bool: ...
+
+    async def cancel(self, req: CancelRequest) -> Job: ...
+
+    async def redrive(self, req: RedriveRequest) -> int: ...
+
+    async def reap_expired(self) -> list[str]:
+        """Ids of the jobs whose lease had expired and were requeued or failed."""
+
+    async def promote_scheduled(self) -> int:
+        """Move due scheduled jobs to queued; returns how many."""
+
+    async def prune(self, req: PruneRequest) -> int:
+        """Delete old finished jobs and expired idempotency keys; returns jobs deleted."""
+
+    async def record_effect(self, req: EffectRequest) -> bool:
+        """Remember that side effect ``key`` of the job is done; False if it already was."""
+
+    async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
+        """(done, value) of a side effect recorded earlier for this job."""
+
+    async def events(self, req: EventsRequest) -> list[JobEvent]: ...
+
+    async def set_paused(self, req: PauseRequest) -> None: ...
+
+    async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
+        """Return when new work may be claimable in these queues, or after ``timeout`` seconds.
+
+        Engines wake by notification (LISTEN/NOTIFY, blocking pops, data_version polling);
+        a spurious wake-up is allowed, a missed one only costs up to ``timeout``.
+        """
+
+    async def drain_stats(self, queue: str, window: float) -> int:
+        """How many jobs of the queue finished in the last ``window`` seconds (for Retry-After)."""

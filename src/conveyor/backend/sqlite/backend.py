@@ -1,0 +1,669 @@
+"""The embedded engine: SQLite in WAL mode, durable commits, one writer at a time.
+
+Every operation runs as one ``BEGIN IMMEDIATE`` transaction on a connection owned by a single
+worker thread, so the engine can be awaited from any event loop (the app's portal loop, a
+user's loop, the worker's loop) without sharing a connection across threads. Several processes
+may open the same file: SQLite's write lock serialises transitions across them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from conveyor import serde
+from conveyor.backend.protocol import (
+    ArtifactRequest,
+    CancelRequest,
+    ClaimRequest,
+    CompleteRequest,
+    EffectRequest,
+    EnqueueRequest,
+    EnqueueResult,
+    EventsRequest,
+    FailRequest,
+    HeartbeatRequest,
+    HeartbeatStatus,
+    JobFilter,
+    JobPage,
+    PauseRequest,
+    ProgressRequest,
+    PruneRequest,
+    RedriveRequest,
+    ReleaseRequest,
+)
+from conveyor.backend.sqlfile import load_queries, migration_files
+from conveyor.errors import (
+    BackendUnavailable,
+    ConfigError,
+    DependencyError,
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    QueueFull,
+)
+from conveyor.types import (
+    Artifact,
+    Job,
+    JobEvent,
+    JobState,
+    QueueStats,
+    RetryPolicy,
+    new_job_id,
+)
+
+T = TypeVar("T")
+SQL = load_queries("conveyor.backend.sqlite")
+PACKAGE = "conveyor.backend.sqlite"
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"not a sqlite URL: {url!r}")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigError(f"sqlite URL needs a file path, e.g. sqlite:///var/conveyor.db (got {url!r})")
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return path, options
+
+
+def row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        task=row["task"],
+        queue=row["queue"],
+        tenant=row["tenant"],
+        args=serde.loads(row["args"]),
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout=row["timeout"],
+        retry=RetryPolicy.from_dict(serde.loads(row["retry"])),
+        run_at=row["run_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_token=row["lease_token"],
+        lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        result=serde.loads(row["result"]),
+        error=serde.loads(row["error"]),
+        idempotency_key=row["idempotency_key"],
+        depends_on=serde.loads(row["depends_on"]),
+        artifacts=[Artifact.from_dict(a) for a in serde.loads(row["artifacts"])],
+    )
+
+
+class SQLiteBackend:
+    """SQLite engine. ``synchronous=FULL`` by default: a committed job survives power loss.
+
+    ``?synchronous=NORMAL`` in the URL trades the last transactions before an OS crash
+    (never an application crash) for faster commits; see docs/operations.md.
+    """
+
+    capabilities: frozenset[str] = frozenset({"events", "pause", "effects", "dependencies"})
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path, options = parse_sqlite_url(url)
+        self.synchronous = options.get("synchronous", "FULL").upper()
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ConfigError(f"synchronous must be FULL, NORMAL or EXTRA, not {self.synchronous!r}")
+        self.busy_timeout_ms = int(options.get("busy_timeout", "30000"))
+        self.clock_offset = 0.0
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._open_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _clock(self) -> float:
+        return time.time() + self.clock_offset
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def _ensure_executor(self) -> ThreadPoolExecutor:
+        with self._open_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-sqlite")
+            return self._executor
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        executor = self._ensure_executor()
+
+        def call() -> T:
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                return fn(self._conn)
+            except sqlite3.OperationalError as exc:
+                raise BackendUnavailable(f"SQLite error: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+    @contextmanager
+    def _tx(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def _event(self, conn: sqlite3.Connection, job_id: str, now: float, type_: str, state: str, **data: Any) -> None:
+        conn.execute(
+            SQL["insert_event"],
+            {"job_id": job_id, "now": now, "type": type_, "state": state, "data": serde.dumps(data)},
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.migrate()
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+
+        def shut(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self._run(shut)
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def migrate(self) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            applied: list[str] = []
+            with self._tx(conn):
+                conn.execute(SQL["create_migrations_table"])
+                done = {r["name"] for r in conn.execute(SQL["applied_migrations"])}
+                for name, sql in migration_files(PACKAGE):
+                    if name in done:
+                        continue
+                    for statement in _split_statements(sql):
+                        conn.execute(statement)
+                    conn.execute(SQL["record_migration"], {"name": name, "now": self._clock()})
+                    applied.append(name)
+            return applied
+
+        return await self._run(run)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def now(self) -> float:
+        return self._clock()
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def _enqueue_one(self, conn: sqlite3.Connection, req: EnqueueRequest, now: float) -> EnqueueResult:
+        digest = serde.payload_hash(req.task, req.args)
+        if req.idempotency_key is not None:
+            key = {"tenant": req.tenant, "key": req.idempotency_key}
+            found = conn.execute(SQL["find_idempotency_key"], key).fetchone()
+            if found is not None and found["expires_at"] > now:
+                if found["payload_hash"] != digest:
+                    raise IdempotencyConflict(
+                        f"idempotency key {req.idempotency_key!r} was used for a different payload",
+                        found["job_id"],
+                    )
+                existing = conn.execute(SQL["get_job"], {"id": found["job_id"]}).fetchone()
+                if existing is not None:
+                    return EnqueueResult(row_to_job(existing), created=False)
+            if found is not None:
+                conn.execute(SQL["delete_idempotency_key"], key)
+        if req.max_depth is not None:
+            depth = conn.execute(SQL["count_pending"], {"queue": req.queue}).fetchone()[0]
+            if depth >= req.max_depth:
+                raise QueueFull(req.queue, depth, req.max_depth)
+
+        deps = list(dict.fromkeys(req.depends_on))
+        unfinished: list[str] = []
+        canceled_dep: str | None = None
+        for dep in deps:
+            row = conn.execute(SQL["get_job"], {"id": dep}).fetchone()
+            if row is None or row["tenant"] != req.tenant:
+                raise DependencyError(f"dependency {dep!r} does not exist")
+            if row["state"] == JobState.CANCELED.value:
+                canceled_dep = dep
+            elif row["state"] != JobState.SUCCEEDED.value:
+                unfinished.append(dep)
+
+        run_at = req.run_at if req.run_at is not None else now + (req.delay or 0.0)
+        error = None
+        finished_at = None
+        if canceled_dep is not None:
+            state, error, finished_at = (
+                JobState.CANCELED,
+                {"type": "DependencyCanceled", "message": f"dependency {canceled_dep} was canceled"},
+                now,
+            )
+        elif unfinished:
+            state = JobState.WAITING
+        elif run_at > now:
+            state = JobState.SCHEDULED
+        else:
+            state, run_at = JobState.QUEUED, min(run_at, now)
+        job_id = req.job_id or new_job_id()
+        conn.execute(
+            SQL["insert_job"],
+            {
+                "id": job_id,
+                "task": req.task,
+                "queue": req.queue,
+                "tenant": req.tenant,
+                "args": serde.dumps(req.args),
+                "state": state.value,
+                "priority": req.priority,
+                "max_attempts": req.max_attempts,
+                "timeout": req.timeout,
+                "retry": serde.dumps(req.retry.to_dict()),
+                "run_at": run_at,
+                "now": now,
+                "finished_at": finished_at,
+                "error": serde.dumps(error) if error else None,
+                "idempotency_key": req.idempotency_key,
+                "depends_on": serde.dumps(deps),
+                "pending_deps": len(unfinished),
+            },
+        )
+        for dep in unfinished:
+            conn.execute(SQL["insert_dep"], {"depends_on": dep, "job_id": job_id})
+        if req.idempotency_key is not None:
+            conn.execute(
+                SQL["insert_idempotency_key"],
+                {
+                    "tenant": req.tenant,
+                    "key": req.idempotency_key,
+                    "job_id": job_id,
+                    "payload_hash": digest,
+                    "expires_at": now + req.idempotency_ttl,
+                },
+            )
+        self._event(conn, job_id, now, "enqueued", state.value, queue=req.queue, task=req.task)
+        row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
+        return EnqueueResult(row_to_job(row), created=True)
+
+    async def enqueue(self, req: EnqueueRequest) -> EnqueueResult:
+        return (await self.enqueue_many([req]))[0]
+
+    async def enqueue_many(self, reqs: list[EnqueueRequest]) -> list[EnqueueResult]:
+        def run(conn: sqlite3.Connection) -> list[EnqueueResult]:
+            with self._tx(conn):
+                now = self._clock()
+                return [self._enqueue_one(conn, req, now) for req in reqs]
+
+        return await self._run(run)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        def run(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
+            if row is None or (tenant is not None and row["tenant"] != tenant):
+                return None
+            return row_to_job(row)
+
+        return await self._run(run)
+
+    async def list_jobs(self, flt: JobFilter) -> JobPage:
+        def run(conn: sqlite3.Connection) -> JobPage:
+            rows = conn.execute(
+                SQL["list_jobs"],
+                {
+                    "tenant": flt.tenant,
+                    "queue": flt.queue,
+                    "task": flt.task,
+                    "states": serde.dumps([s.value for s in flt.states]) if flt.states else None,
+                    "cursor": flt.cursor,
+                    "limit": flt.limit + 1,
+                },
+            ).fetchall()
+            jobs = [row_to_job(r) for r in rows[: flt.limit]]
+            more = len(rows) > flt.limit
+            return JobPage(jobs, jobs[-1].id if more and jobs else None)
+
+        return await self._run(run)
+
+    async def queue_stats(self, tenant: str | None = None) -> list[QueueStats]:
+        def run(conn: sqlite3.Connection) -> list[QueueStats]:
+            now = self._clock()
+            counts: dict[str, dict[str, int]] = {}
+            for r in conn.execute(SQL["state_counts"], {"tenant": tenant}):
+                counts.setdefault(r["queue"], {})[r["state"]] = r["n"]
+            oldest = {r["queue"]: r["oldest"] for r in conn.execute(SQL["oldest_queued"], {"tenant": tenant})}
+            paused = {r["name"]: bool(r["paused"]) for r in conn.execute(SQL["paused_queues"])}
+            names = sorted(set(counts) | set(paused))
+            return [
+                QueueStats(
+                    queue=name,
+                    counts={s.value: counts.get(name, {}).get(s.value, 0) for s in JobState},
+                    oldest_queued_age=max(0.0, now - oldest[name]) if oldest.get(name) is not None else None,
+                    paused=paused.get(name, False),
+                )
+                for name in names
+            ]
+
+        return await self._run(run)
+
+    async def queue_position(self, job_id: str) -> int | None:
+        def run(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
+            if row is None or row["state"] != JobState.QUEUED.value:
+                return None
+            params = {"queue": row["queue"], "priority": row["priority"], "run_at": row["run_at"], "id": job_id}
+            return int(conn.execute(SQL["queue_position"], params).fetchone()[0])
+
+        return await self._run(run)
+
+    async def events(self, req: EventsRequest) -> list[JobEvent]:
+        def run(conn: sqlite3.Connection) -> list[JobEvent]:
+            rows = conn.execute(SQL["events"], {"job_id": req.job_id, "after_seq": req.after_seq, "limit": req.limit})
+            return [
+                JobEvent(r["seq"], r["job_id"], r["at"], r["type"], JobState(r["state"]), serde.loads(r["data"]))
+                for r in rows
+            ]
+
+        return await self._run(run)
+
+    async def drain_stats(self, queue: str, window: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            since = self._clock() - window
+            return int(conn.execute(SQL["finished_since"], {"queue": queue, "since": since}).fetchone()[0])
+
+        return await self._run(run)
+
+    # -- worker path --------------------------------------------------------------------------
+
+    def _promote_due(self, conn: sqlite3.Connection, now: float) -> int:
+        ids = [r["id"] for r in conn.execute(SQL["promote_due"], {"now": now}).fetchall()]
+        for job_id in ids:
+            self._event(conn, job_id, now, "state", JobState.QUEUED.value)
+        return len(ids)
+
+    async def claim(self, req: ClaimRequest) -> list[Job]:
+        def run(conn: sqlite3.Connection) -> list[Job]:
+            with self._tx(conn):
+                now = self._clock()
+                self._promote_due(conn, now)
+                rows = conn.execute(
+                    SQL["claim"],
+                    {
+                        "now": now,
+                        "lease_seconds": req.lease_seconds,
+                        "worker_id": req.worker_id,
+                        "queues": serde.dumps(list(req.queues)),
+                        "limit": req.limit,
+                    },
+                ).fetchall()
+                jobs = sorted((row_to_job(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+                for job in jobs:
+                    self._event(conn, job.id, now, "state", "running", attempt=job.attempts, worker=req.worker_id)
+                return jobs
+
+        return await self._run(run)
+
+    async def heartbeat(self, req: HeartbeatRequest) -> dict[str, HeartbeatStatus]:
+        def run(conn: sqlite3.Connection) -> dict[str, HeartbeatStatus]:
+            out: dict[str, HeartbeatStatus] = {}
+            with self._tx(conn):
+                now = self._clock()
+                for lease in req.leases:
+                    params = {"id": lease.job_id, "token": lease.token}
+                    cur = conn.execute(SQL["extend_lease"], {**params, "now": now, "lease_seconds": req.lease_seconds})
+                    if cur.rowcount == 1:
+                        out[lease.job_id] = "ok"
+                        continue
+                    row = conn.execute(SQL["lease_state"], params).fetchone()
+                    out[lease.job_id] = "canceled" if row is not None and row["state"] == "canceled" else "lost"
+            return out
+
+        return await self._run(run)
+
+    def _release_dependents(self, conn: sqlite3.Connection, job_id: str, now: float) -> None:
+        for dep in conn.execute(SQL["dependents"], {"id": job_id}).fetchall():
+            row = conn.execute(SQL["dependency_satisfied"], {"id": dep["job_id"], "now": now}).fetchone()
+            if row is not None and row["pending_deps"] <= 0:
+                released = conn.execute(SQL["release_dependent"], {"id": dep["job_id"], "now": now}).fetchone()
+                if released is not None:
+                    self._event(conn, dep["job_id"], now, "state", released["state"])
+
+    async def complete(self, req: CompleteRequest) -> bool:
+        result = serde.dumps(req.result)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                now = self._clock()
+                params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
+                if conn.execute(SQL["complete"], params).fetchone() is None:
+                    return False
+                self._event(conn, req.job_id, now, "state", "succeeded")
+                self._release_dependents(conn, req.job_id, now)
+                return True
+
+        return await self._run(run)
+
+    async def fail(self, req: FailRequest) -> JobState | None:
+        error = serde.dumps(req.error)
+
+        def run(conn: sqlite3.Connection) -> JobState | None:
+            with self._tx(conn):
+                now = self._clock()
+                params = {"id": req.job_id, "token": req.token}
+                row = conn.execute(SQL["running_with_token"], params).fetchone()
+                if row is None:
+                    return None
+                if req.retry_delay is None or row["attempts"] >= row["max_attempts"]:
+                    conn.execute(SQL["fail_final"], {**params, "error": error, "now": now})
+                    state = JobState.FAILED
+                else:
+                    delay = max(0.0, req.retry_delay)
+                    conn.execute(SQL["fail_retry"], {**params, "error": error, "now": now, "delay": delay})
+                    state = JobState.SCHEDULED
+                self._event(conn, req.job_id, now, "state", state.value, error=req.error)
+                return state
+
+        return await self._run(run)
+
+    async def release(self, req: ReleaseRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                now = self._clock()
+                cur = conn.execute(SQL["release"], {"id": req.job_id, "token": req.token, "now": now})
+                if cur.rowcount != 1:
+                    return False
+                self._event(conn, req.job_id, now, "state", "queued", reason="released")
+                return True
+
+        return await self._run(run)
+
+    async def progress(self, req: ProgressRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                now = self._clock()
+                params = {
+                    "id": req.job_id,
+                    "token": req.token,
+                    "fraction": req.fraction,
+                    "message": req.message,
+                    "now": now,
+                }
+                if conn.execute(SQL["progress"], params).fetchone() is None:
+                    return False
+                self._event(conn, req.job_id, now, "progress", "running", fraction=req.fraction, message=req.message)
+                return True
+
+        return await self._run(run)
+
+    async def add_artifact(self, req: ArtifactRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                now = self._clock()
+                row = conn.execute(SQL["artifacts_of_running"], {"id": req.job_id, "token": req.token}).fetchone()
+                if row is None:
+                    return False
+                kept = [a for a in serde.loads(row["artifacts"]) if a["name"] != req.artifact.name]
+                kept.append(req.artifact.to_dict())
+                conn.execute(SQL["set_artifacts"], {"id": req.job_id, "artifacts": serde.dumps(kept), "now": now})
+                self._event(conn, req.job_id, now, "artifact", "running", **req.artifact.to_dict())
+                return True
+
+        return await self._run(run)
+
+    # -- operator actions -------------------------------------------------------------------
+
+    def _cancel_one(self, conn: sqlite3.Connection, job_id: str, reason: str, now: float) -> bool:
+        error = serde.dumps({"type": "Canceled", "message": reason})
+        if conn.execute(SQL["cancel"], {"id": job_id, "error": error, "now": now}).fetchone() is None:
+            return False
+        self._event(conn, job_id, now, "state", "canceled", reason=reason)
+        for dep in conn.execute(SQL["waiting_dependents"], {"id": job_id}).fetchall():
+            self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled", now)
+        return True
+
+    async def cancel(self, req: CancelRequest) -> Job:
+        def run(conn: sqlite3.Connection) -> Job:
+            with self._tx(conn):
+                now = self._clock()
+                row = conn.execute(SQL["get_job"], {"id": req.job_id}).fetchone()
+                if row is None or (req.tenant is not None and row["tenant"] != req.tenant):
+                    raise JobNotFound(f"job {req.job_id} not found")
+                if not self._cancel_one(conn, req.job_id, req.reason, now):
+                    raise InvalidTransition(f"job {req.job_id} is already {row['state']}")
+                return row_to_job(conn.execute(SQL["get_job"], {"id": req.job_id}).fetchone())
+
+        return await self._run(run)
+
+    async def redrive(self, req: RedriveRequest) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with self._tx(conn):
+                now = self._clock()
+                if req.job_ids:
+                    ids = []
+                    for job_id in req.job_ids:
+                        row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
+                        if row is not None and (req.tenant is None or row["tenant"] == req.tenant):
+                            ids.append(job_id)
+                else:
+                    params = {"tenant": req.tenant, "queue": req.queue, "task": req.task}
+                    ids = [r["id"] for r in conn.execute(SQL["failed_matching"], params).fetchall()]
+                moved = 0
+                for job_id in ids:
+                    if conn.execute(SQL["redrive"], {"id": job_id, "now": now}).fetchone() is not None:
+                        self._event(conn, job_id, now, "state", "queued", reason="redriven")
+                        moved += 1
+                return moved
+
+        return await self._run(run)
+
+    async def set_paused(self, req: PauseRequest) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with self._tx(conn):
+                conn.execute(SQL["set_paused"], {"queue": req.queue, "paused": int(req.paused)})
+
+        await self._run(run)
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    async def reap_expired(self) -> list[str]:
+        def run(conn: sqlite3.Connection) -> list[str]:
+            reaped: list[str] = []
+            with self._tx(conn):
+                now = self._clock()
+                for row in conn.execute(SQL["expired_leases"], {"now": now}).fetchall():
+                    exhausted = row["attempts"] >= row["max_attempts"]
+                    error = {
+                        "type": "LeaseExpired",
+                        "message": f"worker lost the lease during attempt {row['attempts']} (crashed or stalled)",
+                    }
+                    query = "expire_fail" if exhausted else "expire_requeue"
+                    conn.execute(SQL[query], {"id": row["id"], "error": serde.dumps(error), "now": now})
+                    state = "failed" if exhausted else "queued"
+                    self._event(conn, row["id"], now, "state", state, error=error)
+                    reaped.append(row["id"])
+            return reaped
+
+        return await self._run(run)
+
+    async def promote_scheduled(self) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with self._tx(conn):
+                return self._promote_due(conn, self._clock())
+
+        return await self._run(run)
+
+    async def prune(self, req: PruneRequest) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            with self._tx(conn):
+                now = self._clock()
+                for row in conn.execute(SQL["prunable"], {"cutoff": now - req.older_than}).fetchall():
+                    for query in ("delete_job_events", "delete_job_effects", "delete_job_deps", "delete_job"):
+                        conn.execute(SQL[query], {"id": row["id"]})
+                    deleted += 1
+                conn.execute(SQL["delete_expired_keys"], {"now": now})
+            return deleted
+
+        return await self._run(run)
+
+    async def record_effect(self, req: EffectRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                params = {"job_id": req.job_id, "key": req.key, "value": serde.dumps(req.value)}
+                return conn.execute(SQL["record_effect"], params).rowcount == 1
+
+        return await self._run(run)
+
+    async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
+        def run(conn: sqlite3.Connection) -> tuple[bool, Any]:
+            row = conn.execute(SQL["get_effect"], {"job_id": job_id, "key": key}).fetchone()
+            return (False, None) if row is None else (True, serde.loads(row["value"]))
+
+        return await self._run(run)
+
+    async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
+        """Poll ``PRAGMA data_version``: it changes whenever another connection commits."""
+
+        def version(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        start = await self._run(version)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+            if await self._run(version) != start:
+                return
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration file into statements (our migrations have no ';' inside literals)."""
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

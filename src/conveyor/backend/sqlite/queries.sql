@@ -1,0 +1,222 @@
+-- Named queries of the SQLite engine. Times are bound by the engine from its own clock.
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)
+
+-- name: applied_migrations
+SELECT name FROM schema_migrations
+
+-- name: record_migration
+INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :now)
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id
+
+-- name: find_idempotency_key
+SELECT job_id, payload_hash, expires_at FROM idempotency_keys WHERE tenant = :tenant AND key = :key
+
+-- name: delete_idempotency_key
+DELETE FROM idempotency_keys WHERE tenant = :tenant AND key = :key
+
+-- name: insert_idempotency_key
+INSERT INTO idempotency_keys (tenant, key, job_id, payload_hash, expires_at)
+VALUES (:tenant, :key, :job_id, :payload_hash, :expires_at)
+
+-- name: count_pending
+SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'scheduled', 'queued')
+
+-- name: insert_job
+INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
+                  retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
+                  depends_on, pending_deps)
+VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
+        :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
+        :depends_on, :pending_deps)
+
+-- name: insert_dep
+INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
+
+-- name: insert_event
+INSERT INTO job_events (job_id, at, type, state, data) VALUES (:job_id, :now, :type, :state, :data)
+
+-- name: promote_due
+UPDATE jobs SET state = 'queued', updated_at = :now
+WHERE state = 'scheduled' AND run_at <= :now
+RETURNING id
+
+-- name: claim
+UPDATE jobs
+SET state = 'running', attempts = attempts + 1, lease_token = lower(hex(randomblob(16))),
+    lease_expires_at = :now + :lease_seconds, worker_id = :worker_id, started_at = :now,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE state = 'queued'
+      AND queue IN (SELECT value FROM json_each(:queues))
+      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING *
+
+-- name: extend_lease
+UPDATE jobs SET lease_expires_at = :now + :lease_seconds, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: lease_state
+SELECT state FROM jobs WHERE id = :id AND lease_token = :token
+
+-- name: complete
+UPDATE jobs
+SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now,
+    lease_expires_at = NULL, progress = 1.0
+WHERE id = :id AND lease_token = :token AND state = 'running'
+RETURNING id
+
+-- name: dependents
+SELECT job_id FROM job_deps WHERE depends_on = :id
+
+-- name: dependency_satisfied
+UPDATE jobs SET pending_deps = pending_deps - 1, updated_at = :now
+WHERE id = :id AND state = 'waiting'
+RETURNING pending_deps, run_at
+
+-- name: release_dependent
+UPDATE jobs
+SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'queued' END,
+    run_at = max(run_at, :now), updated_at = :now
+WHERE id = :id AND state = 'waiting'
+RETURNING state
+
+-- name: running_with_token
+SELECT attempts, max_attempts FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: fail_final
+UPDATE jobs
+SET state = 'failed', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: fail_retry
+UPDATE jobs
+SET state = 'scheduled', error = :error, run_at = :now + :delay, updated_at = :now,
+    lease_expires_at = NULL
+WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: release
+UPDATE jobs
+SET state = 'queued', attempts = max(attempts - 1, 0), lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: progress
+UPDATE jobs SET progress = :fraction, progress_message = :message, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'running'
+RETURNING id
+
+-- name: artifacts_of_running
+SELECT artifacts FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: set_artifacts
+UPDATE jobs SET artifacts = :artifacts, updated_at = :now WHERE id = :id
+
+-- name: cancel
+UPDATE jobs
+SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
+WHERE id = :id AND state IN ('waiting', 'scheduled', 'queued', 'running')
+RETURNING id
+
+-- name: waiting_dependents
+SELECT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
+WHERE d.depends_on = :id AND j.state = 'waiting'
+
+-- name: redrive
+UPDATE jobs
+SET state = 'queued', attempts = 0, run_at = :now, finished_at = NULL, lease_expires_at = NULL,
+    lease_token = NULL, worker_id = NULL, updated_at = :now
+WHERE id = :id AND state = 'failed'
+RETURNING id
+
+-- name: failed_matching
+SELECT id FROM jobs
+WHERE state = 'failed'
+  AND (:tenant IS NULL OR tenant = :tenant)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+
+-- name: expired_leases
+SELECT id, attempts, max_attempts, lease_expires_at FROM jobs
+WHERE state = 'running' AND lease_expires_at < :now
+
+-- name: expire_requeue
+UPDATE jobs
+SET state = 'queued', error = :error, lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND state = 'running' AND lease_expires_at < :now
+
+-- name: expire_fail
+UPDATE jobs
+SET state = 'failed', error = :error, lease_expires_at = NULL, finished_at = :now, updated_at = :now
+WHERE id = :id AND state = 'running' AND lease_expires_at < :now
+
+-- name: prunable
+SELECT id FROM jobs
+WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < :cutoff
+LIMIT 5000
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id
+
+-- name: delete_job_events
+DELETE FROM job_events WHERE job_id = :id
+
+-- name: delete_job_effects
+DELETE FROM job_effects WHERE job_id = :id
+
+-- name: delete_job_deps
+DELETE FROM job_deps WHERE job_id = :id OR depends_on = :id
+
+-- name: delete_expired_keys
+DELETE FROM idempotency_keys WHERE expires_at < :now
+
+-- name: record_effect
+INSERT OR IGNORE INTO job_effects (job_id, key, value) VALUES (:job_id, :key, :value)
+
+-- name: get_effect
+SELECT value FROM job_effects WHERE job_id = :job_id AND key = :key
+
+-- name: events
+SELECT * FROM job_events WHERE job_id = :job_id AND seq > :after_seq ORDER BY seq LIMIT :limit
+
+-- name: set_paused
+INSERT INTO queues (name, paused) VALUES (:queue, :paused)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+
+-- name: state_counts
+SELECT queue, state, count(*) AS n FROM jobs
+WHERE (:tenant IS NULL OR tenant = :tenant)
+GROUP BY queue, state
+
+-- name: oldest_queued
+SELECT queue, min(run_at) AS oldest FROM jobs
+WHERE state = 'queued' AND (:tenant IS NULL OR tenant = :tenant)
+GROUP BY queue
+
+-- name: paused_queues
+SELECT name, paused FROM queues
+
+-- name: queue_position
+SELECT count(*) FROM jobs
+WHERE state = 'queued' AND queue = :queue
+  AND (priority > :priority
+       OR (priority = :priority AND (run_at < :run_at OR (run_at = :run_at AND id < :id))))
+
+-- name: finished_since
+SELECT count(*) FROM jobs WHERE queue = :queue AND finished_at >= :since
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE (:tenant IS NULL OR tenant = :tenant)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:task IS NULL OR task = :task)
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:cursor IS NULL OR id < :cursor)
+ORDER BY id DESC
+LIMIT :limit

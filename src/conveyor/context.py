@@ -1,0 +1,136 @@
+"""JobContext: what a running task knows and may do about its own job.
+
+A task that declares a ``ctx`` parameter receives one. Every write it makes (progress,
+artifacts) carries the job's lease token, so a worker that lost the lease is refused and told
+(``LeaseLost``) instead of overwriting the work of the worker that took over.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conveyor.backend.protocol import ArtifactRequest, EffectRequest, ProgressRequest
+from conveyor.errors import JobCanceled, LeaseLost
+from conveyor.types import Artifact, Job
+
+T = TypeVar("T")
+StopReason = Callable[[], str | None]
+"""Returns "canceled" or "lease_lost" once the supervisor knows the job must stop, else None."""
+
+
+def _no_stop() -> str | None:
+    return None
+
+
+class JobContext:
+    """Handed to task code: job identity, progress, cancellation, scratch space, artifacts."""
+
+    def __init__(self, app: Any, job: Job, stop_reason: StopReason = _no_stop) -> None:
+        self.app = app
+        self.job = job
+        self._stop_reason = stop_reason
+        self._scratch: Path | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first run, 2 on the first retry, and so on."""
+        return self.job.attempts
+
+    @property
+    def token(self) -> str:
+        assert self.job.lease_token is not None
+        return self.job.lease_token
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was canceled or this worker lost its lease: stop soon."""
+        return self._stop_reason() is not None
+
+    def raise_if_cancelled(self) -> None:
+        """Raise JobCanceled / LeaseLost at a safe point of a long loop."""
+        reason = self._stop_reason()
+        if reason == "canceled":
+            raise JobCanceled(f"job {self.job_id} was canceled")
+        if reason is not None:
+            raise LeaseLost(f"job {self.job_id}: this worker lost its lease")
+
+    # -- progress -------------------------------------------------------------------------------
+
+    def _progress_request(self, fraction: float | None, message: str | None) -> ProgressRequest:
+        if fraction is not None and not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
+        return ProgressRequest(self.job_id, self.token, fraction, message)
+
+    def progress(self, fraction: float | None, message: str | None = None) -> None:
+        """Report how far the job is (0..1) with an optional message; raises LeaseLost if fenced off."""
+        req = self._progress_request(fraction, message)
+        if not self.app.run_sync(lambda b: b.progress(req)):
+            raise LeaseLost(f"job {self.job_id}: progress refused, the lease is gone")
+
+    async def progress_async(self, fraction: float | None, message: str | None = None) -> None:
+        req = self._progress_request(fraction, message)
+        if not await (await self.app.backend()).progress(req):
+            raise LeaseLost(f"job {self.job_id}: progress refused, the lease is gone")
+
+    # -- scratch and artifacts -------------------------------------------------------------
+
+    @property
+    def scratch_dir(self) -> Path:
+        """A private temporary directory for this attempt, removed when the attempt ends."""
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix=f"conveyor-{self.job_id}-"))
+        return self._scratch
+
+    def cleanup(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def save_artifact(self, name: str, source: bytes | Path, content_type: str | None = None) -> Artifact:
+        """Store a result file in the app's result store and record it on the job."""
+        artifact = self.app.result_store.put(self.job_id, name, source, content_type)
+        req = ArtifactRequest(self.job_id, self.token, artifact)
+        if not self.app.run_sync(lambda b: b.add_artifact(req)):
+            raise LeaseLost(f"job {self.job_id}: artifact refused, the lease is gone")
+        return artifact  # type: ignore[no-any-return]
+
+    async def save_artifact_async(self, name: str, source: bytes | Path, content_type: str | None = None) -> Artifact:
+        artifact = self.app.result_store.put(self.job_id, name, source, content_type)
+        if not await (await self.app.backend()).add_artifact(ArtifactRequest(self.job_id, self.token, artifact)):
+            raise LeaseLost(f"job {self.job_id}: artifact refused, the lease is gone")
+        return artifact  # type: ignore[no-any-return]
+
+    # -- once-only side effects ----------------------------------------------------------------
+
+    def once(self, key: str, effect: Callable[[], T]) -> T:
+        """Run ``effect`` unless an earlier attempt of this job already did; return its value.
+
+        The value must be JSON. If the process dies between the effect and the record, the
+        effect runs again on retry: make the effect itself idempotent where that matters
+        (e.g. pass the job id as the provider's idempotency key).
+        """
+        done, value = self.app.run_sync(lambda b: b.get_effect(self.job_id, key))
+        if done:
+            return value  # type: ignore[no-any-return]
+        value = effect()
+        self.app.run_sync(lambda b: b.record_effect(EffectRequest(self.job_id, key, value)))
+        return value
+
+    async def once_async(self, key: str, effect: Callable[[], Awaitable[T]]) -> T:
+        backend = await self.app.backend()
+        done, value = await backend.get_effect(self.job_id, key)
+        if done:
+            return value  # type: ignore[no-any-return]
+        value = await effect()
+        await backend.record_effect(EffectRequest(self.job_id, key, value))
+        return value

@@ -1,0 +1,194 @@
+"""Plain data shared by every layer: jobs, their states, queue and retry settings.
+
+No I/O and no imports from the rest of Conveyor: every other module may depend on this one.
+Timestamps are float seconds since the Unix epoch, always read from the engine's clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+JSONValue = Any
+"""Anything `serde.dumps` accepts: dicts, lists, str, int, float, bool, None."""
+
+DEFAULT_TENANT = "default"
+
+
+class JobState(enum.StrEnum):
+    """Detailed lifecycle state of a job (DESIGN §1)."""
+
+    WAITING = "waiting"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
+PENDING_STATES = frozenset({JobState.WAITING, JobState.SCHEDULED, JobState.QUEUED})
+
+
+def new_job_id() -> str:
+    """A UUIDv7-shaped id: time-ordered, so ids sort by creation and paginate cheaply."""
+    ms = int(time.time() * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 64) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+def new_lease_token() -> str:
+    """A fresh fencing token for one claim."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter between attempts.
+
+    The delay before attempt n+1 is ``min(max_delay, base_delay * factor ** (n - 1))``; with
+    jitter, a uniform draw from the upper half of that, so a burst of failures does not retry
+    in lockstep while the delay still grows.
+    """
+
+    base_delay: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 300.0
+    jitter: bool = True
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after the failed attempt number ``attempt`` (1-based)."""
+        exponent = max(0, attempt - 1)
+        raw = min(self.max_delay, self.base_delay * (self.factor**exponent))
+        if not self.jitter or raw <= 0:
+            return raw
+        draw = (rng or random).uniform(0.5, 1.0)
+        return raw * draw
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_delay": self.base_delay,
+            "factor": self.factor,
+            "max_delay": self.max_delay,
+            "jitter": self.jitter,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RetryPolicy:
+        if not data:
+            return cls()
+        return cls(
+            base_delay=float(data.get("base_delay", 1.0)),
+            factor=float(data.get("factor", 2.0)),
+            max_delay=float(data.get("max_delay", 300.0)),
+            jitter=bool(data.get("jitter", True)),
+        )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A result file a job saved to the result store."""
+
+    name: str
+    size: int
+    content_type: str
+    location: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "content_type": self.content_type, "location": self.location}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Artifact:
+        return cls(str(data["name"]), int(data["size"]), str(data["content_type"]), str(data["location"]))
+
+
+@dataclass
+class Job:
+    """One unit of background work and everything known about it."""
+
+    id: str
+    task: str
+    queue: str
+    args: dict[str, Any]
+    state: JobState
+    tenant: str = DEFAULT_TENANT
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    run_at: float = 0.0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    lease_token: str | None = None
+    lease_expires_at: float | None = None
+    worker_id: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    result: JSONValue = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    depends_on: list[str] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Per-queue settings declared in code by the application.
+
+    ``max_depth`` is the backpressure limit: once this many jobs are pending (waiting,
+    scheduled or queued) a submit is refused with QueueFull instead of growing the backlog.
+    ``overflow_to`` names the slow queue a job moves to when it outgrows this one
+    (it exceeded ``max_runtime`` here).
+    """
+
+    name: str
+    max_depth: int | None = None
+    overflow_to: str | None = None
+    max_runtime: float | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Depth of one queue by state and the age of its oldest runnable job."""
+
+    queue: str
+    counts: dict[str, int]
+    oldest_queued_age: float | None
+    paused: bool = False
+
+    @property
+    def pending(self) -> int:
+        return sum(self.counts.get(s.value, 0) for s in PENDING_STATES)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One entry of a job's history: a state change or a progress report."""
+
+    seq: int
+    job_id: str
+    at: float
+    type: str
+    state: JobState
+    data: dict[str, Any]
