@@ -143,7 +143,9 @@ class Conveyor:
     # -- engine -------------------------------------------------------------------------------
 
     def _make_backend(self) -> Backend:
-        return create_backend(self.url)
+        from conveyor.telemetry import instrument  # lazy: `conveyor serve` sets PROMETHEUS_MULTIPROC_DIR first
+
+        return instrument(create_backend(self.url))
 
     async def backend(self) -> Backend:
         """The engine connection for the running event loop, opened (and migrated) once."""

@@ -1,0 +1,140 @@
+"""RFC 9457 problem details: every error the service answers is ``application/problem+json``.
+
+Routes raise ``ProblemError``; the handlers installed by ``install`` turn it, request
+validation errors, unknown routes and any unexpected exception into a problem body, so no
+traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from conveyor.errors import BackendUnavailable
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "urn:conveyor:problem:"
+UNAVAILABLE_RETRY_AFTER = 5
+log = logging.getLogger("conveyor.api")
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem body."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(
+    status: int,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    instance: str | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"{TYPE_BASE}{kind}" if kind else "about:blank",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = errors
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def unavailable(detail: str) -> ProblemError:
+    return ProblemError(503, detail, kind="engine-unavailable", headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        where, rest = parts[0], parts[1:]
+        return ".".join(rest) if where == "body" and rest else ".".join([where, *rest])
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers that produce problem bodies."""
+
+    @app.exception_handler(ProblemError)
+    async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            exc.status,
+            exc.detail,
+            kind=exc.kind,
+            errors=exc.errors,
+            headers=exc.headers,
+            instance=request.url.path,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
+            errors.append({"field": _field_of(err.get("loc", ())), "message": message})
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(
+            422, f"invalid request: {summary}", kind="invalid-request", errors=errors, instance=request.url.path
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(exc.status_code, detail, headers=headers, instance=request.url.path)
+
+    @app.exception_handler(BackendUnavailable)
+    async def on_unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
+        problem = unavailable(f"the job engine is unavailable: {exc}")
+        return problem_response(503, problem.detail, kind=problem.kind, headers=problem.headers)
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal error; the server log has the details", instance=request.url.path)

@@ -1,0 +1,312 @@
+"""Jobs: submit (with idempotency and backpressure), status, list, cancel, artifacts."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from conveyor.api.auth import Principal
+from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
+from conveyor.api.problems import ProblemError, unavailable
+from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
+from conveyor.backend.protocol import Backend, CancelRequest, JobFilter
+from conveyor.errors import (
+    BackendUnavailable,
+    ConfigError,
+    IdempotencyConflict,
+    InvalidArguments,
+    InvalidTransition,
+    JobNotFound,
+    QueueFull,
+    UnknownTask,
+)
+from conveyor.task import CallOptions
+from conveyor.telemetry import SUBMIT_SECONDS
+from conveyor.types import Job, JobState
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+JOB_PATH = "/v1/jobs"
+MAX_RETRY_AFTER = 600
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+LOCATION_HEADERS = {
+    "Location": {"description": "URL of the job's status", "schema": {"type": "string"}},
+    "Operation-Location": {"description": "Same as Location (Azure LRO convention)", "schema": {"type": "string"}},
+    **RETRY_AFTER,
+}
+
+
+def retry_after_for(job: Job, now: float) -> int | None:
+    """How long a poller should wait before asking again; None once the job is terminal."""
+    if job.terminal:
+        return None
+    if job.state is JobState.SCHEDULED:
+        return int(min(60, max(1, math.ceil(job.run_at - now))))
+    if job.state is JobState.WAITING:
+        return 5
+    return 1
+
+
+def submission_body(job: Job) -> dict[str, Any]:
+    """The 202 body: the job as it was stored, a pure function of the record.
+
+    Because it does not depend on what happened since, an idempotent replay returns exactly
+    the same body as the original submit (IETF httpapi Idempotency-Key draft).
+    """
+    initial = JobState.SCHEDULED if job.run_at > job.created_at else JobState.QUEUED
+    if job.state in (JobState.WAITING, JobState.CANCELED) and job.created_at == job.updated_at:
+        initial = job.state
+    snapshot = Job(
+        id=job.id,
+        task=job.task,
+        queue=job.queue,
+        args=job.args,
+        state=initial,
+        tenant=job.tenant,
+        priority=job.priority,
+        max_attempts=job.max_attempts,
+        run_at=job.run_at,
+        created_at=job.created_at,
+        updated_at=job.created_at,
+        depends_on=job.depends_on,
+    )
+    return JobStatus.from_job(snapshot).model_dump(mode="json")
+
+
+def job_headers(job: Job, now: float, location: bool = False) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if location:
+        url = f"{JOB_PATH}/{job.id}"
+        headers["Location"] = url
+        headers["Operation-Location"] = url
+    retry = retry_after_for(job, now)
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
+    return headers
+
+
+def idempotency_key_of(raw: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header: an sf-string (quoted) or a bare token."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if len(key) >= 2 and key[0] == key[-1] == '"':
+        key = key[1:-1]
+    if not _KEY_RE.match(key):
+        raise ProblemError(
+            422,
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            kind="invalid-request",
+            errors=[{"field": "header.Idempotency-Key", "message": "1-255 printable ASCII characters"}],
+        )
+    return key
+
+
+async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float) -> int:
+    """Seconds until the backlog over the limit has likely drained, from the recent drain rate."""
+    try:
+        drained = await backend.drain_stats(exc.queue, window)
+    except Exception:
+        drained = 0
+    if drained <= 0:
+        return 30
+    rate = drained / window
+    excess = max(1, exc.depth - exc.limit + 1)
+    return int(min(MAX_RETRY_AFTER, max(1, math.ceil(excess / rate))))
+
+
+async def status_of(backend: Backend, job: Job) -> JobStatus:
+    position = await backend.queue_position(job.id) if job.state is JobState.QUEUED else None
+    return JobStatus.from_job(job, position)
+
+
+async def find_job(svc: Service, principal: Principal, job_id: str) -> Job:
+    job = await (await svc.backend()).get(job_id, principal.tenant_filter())
+    if job is None:
+        raise ProblemError(404, f"job {job_id} not found", kind="job-not-found")
+    return job
+
+
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobStatus,
+    summary="Submit a job",
+    responses={
+        202: {"description": "Stored; poll Location or stream its events", "headers": LOCATION_HEADERS},
+        **COMMON_ERRORS,
+        404: problem("Unknown task"),
+        413: problem("Request body over the size limit"),
+        422: problem("Invalid body or task arguments (one entry per bad field), or idempotency key reuse"),
+        429: problem("The queue is at its depth limit (backpressure)", RETRY_AFTER),
+    },
+)
+async def submit(
+    body: SubmitRequest,
+    request: Request,
+    principal: Annotated[Principal, Depends(scope("submit"))],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=257,
+            description="Makes the submit safe to retry: a replay returns the original job (retention: see docs)",
+        ),
+    ] = None,
+) -> JSONResponse:
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await _submit(service(request), principal, body, idempotency_key_of(idempotency_key))
+        status = response.status_code
+        return response
+    except ProblemError as exc:
+        status = exc.status
+        raise
+    finally:
+        SUBMIT_SECONDS.labels(str(status)).observe(time.perf_counter() - start)
+
+
+async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
+    options = CallOptions(
+        queue=body.queue,
+        priority=body.priority,
+        delay=body.delay,
+        run_at=body.run_at.timestamp() if body.run_at is not None else None,
+        idempotency_key=key,
+        tenant=principal.tenant,
+    )
+    try:
+        request = svc.conveyor.build_request(body.task, body.args, options)
+    except UnknownTask as exc:
+        raise ProblemError(404, str(exc), kind="unknown-task") from None
+    except InvalidArguments as exc:
+        errors = [{"field": f"args.{e['field']}", "message": e["message"]} for e in exc.errors]
+        raise ProblemError(422, str(exc), kind="invalid-arguments", errors=errors) from None
+    except ConfigError as exc:
+        raise ProblemError(
+            422, str(exc), kind="invalid-request", errors=[{"field": "body", "message": str(exc)}]
+        ) from None
+    try:
+        backend = await svc.backend()
+        result = await backend.enqueue(request)
+        now = await backend.now()
+    except QueueFull as exc:
+        seconds = await full_queue_retry_after(await svc.backend(), exc, svc.config.drain_window)
+        raise ProblemError(
+            429, str(exc), kind="queue-full", headers={"Retry-After": str(seconds)}, queue=exc.queue
+        ) from None
+    except IdempotencyConflict as exc:
+        raise ProblemError(
+            422,
+            "this Idempotency-Key was already used with a different payload",
+            kind="idempotency-key-reused",
+            errors=[{"field": "header.Idempotency-Key", "message": "already used for a different payload"}],
+            job_id=exc.job_id,
+        ) from None
+    except BackendUnavailable as exc:
+        raise unavailable(f"the job was not stored: {exc}") from None
+    except Exception as exc:  # any engine failure: the job may not be stored, never answer 202
+        raise unavailable(f"the job was not stored: engine error {type(exc).__name__}") from None
+    job = result.job
+    return JSONResponse(submission_body(job), status_code=202, headers=job_headers(job, now, location=True))
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobStatus,
+    summary="Status of a job",
+    responses={
+        200: {"description": "The job's status; Retry-After until it is terminal", "headers": RETRY_AFTER},
+        **COMMON_ERRORS,
+        **NOT_FOUND,
+    },
+)
+async def get_job(
+    job_id: str, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
+) -> JSONResponse:
+    svc = service(request)
+    job = await find_job(svc, principal, job_id)
+    backend = await svc.backend()
+    body = (await status_of(backend, job)).model_dump(mode="json")
+    return JSONResponse(body, headers=job_headers(job, await backend.now()))
+
+
+@router.get("/jobs", response_model=JobList, summary="List jobs (newest first)", responses=COMMON_ERRORS)
+async def list_jobs(
+    request: Request,
+    principal: Annotated[Principal, Depends(scope("read"))],
+    state: Annotated[list[JobState] | None, Query(description="Repeat to match several states")] = None,
+    queue: Annotated[str | None, Query(max_length=200)] = None,
+    task: Annotated[str | None, Query(max_length=200)] = None,
+    tenant: Annotated[str | None, Query(max_length=200, description="Admins only: one tenant's jobs")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
+) -> JobList:
+    svc = service(request)
+    scope_tenant = principal.tenant_filter() if not (principal.admin and tenant) else tenant
+    flt = JobFilter(scope_tenant, tuple(state or ()), queue, task, limit, cursor)
+    page = await (await svc.backend()).list_jobs(flt)
+    return JobList(jobs=[JobStatus.from_job(j) for j in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/jobs/{job_id}:cancel",
+    response_model=JobStatus,
+    summary="Cancel a job",
+    responses={**COMMON_ERRORS, **NOT_FOUND, 409: problem("The job already finished")},
+)
+async def cancel_job(
+    job_id: str, request: Request, principal: Annotated[Principal, Depends(scope("submit"))]
+) -> JobStatus:
+    svc = service(request)
+    backend = await svc.backend()
+    try:
+        job = await backend.cancel(CancelRequest(job_id, principal.tenant_filter(), "canceled over the API"))
+    except JobNotFound:
+        raise ProblemError(404, f"job {job_id} not found", kind="job-not-found") from None
+    except InvalidTransition as exc:
+        raise ProblemError(409, str(exc), kind="job-finished") from None
+    return JobStatus.from_job(job)
+
+
+@router.get(
+    "/jobs/{job_id}/artifacts/{name}",
+    summary="Download a result file of a job",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file, streamed with its content type",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **COMMON_ERRORS,
+        404: problem("No such job or artifact"),
+    },
+)
+async def download_artifact(
+    job_id: str, name: str, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
+) -> StreamingResponse:
+    svc = service(request)
+    job = await find_job(svc, principal, job_id)
+    artifact = next((a for a in job.artifacts if a.name == name), None)
+    if artifact is None:
+        raise ProblemError(404, f"job {job_id} has no artifact {name!r}", kind="artifact-not-found")
+    try:
+        chunks: Iterator[bytes] = svc.conveyor.result_store.open(artifact)
+        first = next(chunks, b"")
+    except (OSError, ValueError):
+        raise ProblemError(404, f"artifact {name!r} is no longer stored", kind="artifact-not-found") from None
+
+    def stream() -> Iterator[bytes]:
+        yield first
+        yield from chunks
+
+    safe = name.replace('"', "").replace("\r", "").replace("\n", "")
+    headers = {"Content-Disposition": f'attachment; filename="{safe}"'}
+    return StreamingResponse(stream(), media_type=artifact.content_type, headers=headers)

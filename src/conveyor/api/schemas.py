@@ -1,0 +1,202 @@
+"""Request and response bodies of the job service, shared by the server and the Python client.
+
+Plain pydantic, no web framework: ``conveyor.client`` imports ``JobStatus`` from here so the
+client's model is the server's model and they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from conveyor.types import Job, JobState
+
+Status = Literal["notStarted", "running", "succeeded", "failed", "canceled"]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+_STATUS_OF: dict[JobState, Status] = {
+    JobState.WAITING: "notStarted",
+    JobState.SCHEDULED: "notStarted",
+    JobState.QUEUED: "notStarted",
+    JobState.RUNNING: "running",
+    JobState.SUCCEEDED: "succeeded",
+    JobState.FAILED: "failed",
+    JobState.CANCELED: "canceled",
+}
+
+
+def status_of(state: JobState) -> Status:
+    """The coarse Azure long-running-operation status of a detailed state."""
+    return _STATUS_OF[state]
+
+
+def timestamp(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class Progress(BaseModel):
+    fraction: float | None = Field(None, ge=0.0, le=1.0, description="0..1, as reported by the task")
+    message: str | None = None
+
+
+class JobError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(description="Exception class or a Conveyor reason such as LeaseExpired or Canceled")
+    message: str = ""
+
+
+class ArtifactInfo(BaseModel):
+    name: str
+    size: int
+    content_type: str
+    url: str = Field(description="Relative URL that downloads the file")
+
+
+class JobStatus(BaseModel):
+    """The status body of a job: what ``GET /v1/jobs/{id}`` and ``POST /v1/jobs`` return."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task: str
+    queue: str
+    status: Status = Field(description="Azure LRO status: notStarted | running | succeeded | failed | canceled")
+    state: JobState = Field(description="Detailed lifecycle state")
+    priority: int = 0
+    attempts: int = 0
+    max_attempts: int = 1
+    progress: Progress | None = None
+    queue_position: int | None = Field(None, description="Jobs claimed before this one; only while queued")
+    args: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: JobError | None = None
+    artifacts: list[ArtifactInfo] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    run_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_job(cls, job: Job, position: int | None = None, prefix: str = "/v1/jobs") -> JobStatus:
+        progress = None
+        if job.progress is not None or job.progress_message is not None:
+            progress = Progress(fraction=job.progress, message=job.progress_message)
+        return cls(
+            id=job.id,
+            task=job.task,
+            queue=job.queue,
+            status=status_of(job.state),
+            state=job.state,
+            priority=job.priority,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            progress=progress,
+            queue_position=position if job.state is JobState.QUEUED else None,
+            args=job.args,
+            result=job.result,
+            error=JobError.model_validate(job.error) if job.error else None,
+            artifacts=[
+                ArtifactInfo(
+                    name=a.name, size=a.size, content_type=a.content_type, url=f"{prefix}/{job.id}/artifacts/{a.name}"
+                )
+                for a in job.artifacts
+            ],
+            depends_on=list(job.depends_on),
+            created_at=timestamp(job.created_at),
+            updated_at=timestamp(job.updated_at),
+            run_at=timestamp(job.run_at),
+            started_at=timestamp(job.started_at),
+            finished_at=timestamp(job.finished_at),
+        )
+
+
+class SubmitRequest(BaseModel):
+    """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=200, description="Registered task name (see GET /v1/tasks)")
+    args: dict[str, Any] = Field(default_factory=dict, description="Named arguments, validated against the task")
+    queue: str | None = Field(None, min_length=1, max_length=200, description="Override the task's queue")
+    priority: int | None = Field(None, ge=-1_000_000, le=1_000_000, description="Higher runs first")
+    delay: float | None = Field(None, ge=0, le=366 * 86400, description="Seconds from now; exclusive with run_at")
+    run_at: datetime | None = Field(None, description="RFC 3339 time to run at; exclusive with delay")
+
+
+class JobList(BaseModel):
+    jobs: list[JobStatus]
+    next_cursor: str | None = Field(None, description="Pass as ?cursor= to get the next page; null on the last")
+
+
+class TaskInfo(BaseModel):
+    name: str
+    queue: str
+    max_attempts: int
+    timeout: float | None
+    priority: int
+    retry: dict[str, Any]
+    description: str | None
+    args_schema: dict[str, Any] = Field(description="JSON schema of the arguments")
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskInfo]
+
+
+class QueueInfo(BaseModel):
+    name: str
+    counts: dict[str, int] = Field(description="Jobs by detailed state")
+    pending: int
+    oldest_queued_age: float | None = Field(description="Seconds the oldest runnable job has waited")
+    paused: bool
+    max_depth: int | None = Field(description="Backpressure limit: submits beyond it get 429")
+
+
+class QueueList(BaseModel):
+    queues: list[QueueInfo]
+
+
+class RedriveBody(BaseModel):
+    """``POST /v1/dead-letters:redrive``: explicit job ids, or every dead letter matching queue/task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_ids: list[str] = Field(default_factory=list, max_length=1000)
+    queue: str | None = None
+    task: str | None = None
+
+
+class RedriveResult(BaseModel):
+    redriven: int
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    detail: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = Field(None, description="Field-level detail for invalid input")
+    job_id: str | None = None

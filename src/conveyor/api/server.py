@@ -1,0 +1,164 @@
+"""The ASGI app factory: ``create_app(conveyor)`` returns the job service as a FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
+from conveyor.api.auth import Authenticator
+from conveyor.api.deps import Service, ServiceConfig
+from conveyor.api.keys import KeyStore, create_key_store
+from conveyor.api.schemas import Problem
+from conveyor.app import Conveyor
+from conveyor.telemetry import HTTP_REQUESTS
+
+DESCRIPTION = """Submit background jobs, follow them to the end, fetch their results.
+
+Long-running operations follow Azure's guidelines: `POST /v1/jobs` answers `202 Accepted` with
+`Location`/`Operation-Location` and `Retry-After`; poll the job until its `status` is terminal,
+or stream `GET /v1/jobs/{id}/events`. Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                response = problems.problem_response(
+                    413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
+                )
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise problems.ProblemError(
+                        413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
+                    )
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class RequestCounter:
+    """Counts requests by route template and status (bounded label set)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
+
+
+def _is_health(content: dict[str, Any]) -> bool:
+    schema = content.get("application/json", {}).get("schema", {})
+    return str(schema.get("$ref", "")).endswith("/Health")
+
+
+def _problem_openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, with every 4xx/5xx body typed as application/problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for methods in doc.get("paths", {}).values():
+        for op in methods.values():
+            if "requestBody" in op:
+                op["responses"].setdefault("400", {"description": "The body is not valid JSON"})
+            for code, response in op.get("responses", {}).items():
+                content = response.get("content", {})
+                if not code.isdigit() or int(code) < 400 or _is_health(content):
+                    continue
+                if problems.PROBLEM_JSON not in content or "application/json" in content:
+                    response["content"] = {problems.PROBLEM_JSON: {"schema": ref}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    app.openapi_schema = doc
+    return doc
+
+
+def create_app(
+    conveyor: Conveyor,
+    *,
+    auth: bool = True,
+    key_store: KeyStore | None = None,
+    config: ServiceConfig | None = None,
+    dashboard: bool = True,
+) -> FastAPI:
+    """The job service for ``conveyor``. ``auth=False`` serves everyone as an admin (explicit opt-out)."""
+    store = (key_store or create_key_store(conveyor.url)) if auth else None
+    svc = Service(conveyor, Authenticator(store), config or ServiceConfig())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if store is not None:
+                await store.close()
+            await conveyor.aclose()
+
+    app = FastAPI(
+        title="Conveyor job service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.service = svc
+    problems.install(app)
+    app.include_router(routes_jobs.router)
+    app.include_router(events.router)
+    app.include_router(routes_ops.router)
+    app.include_router(routes_ops.health)
+    app.include_router(metrics.router)
+    if dashboard:
+        from conveyor.dashboard import router as dashboard_router
+
+        app.include_router(dashboard_router)
+    app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(BodyLimit, limit=svc.config.max_body)
+    app.add_middleware(RequestCounter)
+    return app

@@ -1,0 +1,110 @@
+"""conveyor serve: the HTTP job service, optionally with worker nodes beside it.
+
+``--workers N`` starts N ``python -m conveyor worker`` subprocesses on every queue the app
+knows, so one command runs the whole system (``make run``); on exit they get SIGTERM and drain.
+All processes share a Prometheus multiprocess directory so ``/metrics`` shows the workers' job
+counters and run durations too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import typer
+
+from conveyor.app import Conveyor, load_app
+from conveyor.cli.common import APP_OPTION
+from conveyor.cli.main import app
+from conveyor.errors import ConfigError
+
+WORKER_STOP_GRACE = 35.0
+
+
+def _all_queues(conveyor: Conveyor) -> list[str]:
+    return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {"default"})
+
+
+def _start_workers(spec: str, conveyor: Conveyor, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+    queues = ",".join(_all_queues(conveyor))
+    command = [sys.executable, "-m", "conveyor", "worker", "--app", spec, "--queues", queues]
+    command += ["--concurrency", str(concurrency)]
+    return [subprocess.Popen(command, env=os.environ.copy()) for _ in range(count)]
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM lets each node drain (finish or release its jobs); SIGKILL only after the grace."""
+    for proc in workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + WORKER_STOP_GRACE
+    for proc in workers:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _banner(url: str, conveyor: Conveyor, auth: bool, workers: int) -> None:
+    task = next(iter(sorted(conveyor.tasks)), "TASK")
+    auth_header = "" if not auth else ' -H "Authorization: Bearer $CONVEYOR_KEY"'
+    typer.secho(f"Conveyor job service on {url}  (engine {conveyor.url}, {workers} worker node(s))", bold=True)
+    typer.echo(f"  dashboard  {url}/dashboard/")
+    typer.echo(f"  API docs   {url}/docs   (OpenAPI: {url}/v1/openapi.json)")
+    typer.echo("  submit     curl -X POST " + f"{url}/v1/jobs{auth_header} -H 'Content-Type: application/json' \\")
+    typer.echo(f'                  -d \'{{"task": "{task}", "args": {{...}}}}\'')
+    typer.echo(f"  tasks      curl {url}/v1/tasks{auth_header}")
+    if auth:
+        typer.echo("  keys       conveyor keys create --scope submit --scope read --tenant NAME")
+
+
+@app.command("serve")
+def serve(
+    app_spec: str | None = APP_OPTION,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
+    workers: int = typer.Option(0, "--workers", "-w", help="Worker node subprocesses to start beside the API."),
+    concurrency: int = typer.Option(os.cpu_count() or 1, "--concurrency", "-c", help="Executors per worker node."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve without API keys: everyone is admin. Local use only."),
+    max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes (413 above)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP job service (and, with --workers, worker nodes) until Ctrl-C or SIGTERM."""
+    if not app_spec:
+        raise ConfigError("--app is required (package.module:app, or set CONVEYOR_APP)")
+    if workers < 0 or concurrency < 1 or max_body < 1:
+        raise ConfigError("--workers must be >= 0, --concurrency and --max-body >= 1")
+    conveyor = load_app(app_spec)
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="conveyor-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    # imported only now, so prometheus-client sees the multiprocess directory
+    import uvicorn
+
+    from conveyor.api.deps import ServiceConfig
+    from conveyor.api.server import create_app
+
+    if no_auth:
+        typer.secho(
+            "WARNING: --no-auth: the job service accepts every request as an admin. "
+            "Anyone who can reach this port can submit, cancel and read every job.",
+            fg="red",
+            bold=True,
+            err=True,
+        )
+    api = create_app(conveyor, auth=not no_auth, config=ServiceConfig(max_body=max_body))
+    nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
+    try:
+        _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
+        uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5)
+    finally:
+        _stop_workers(nodes)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
