@@ -1,0 +1,14 @@
+-- complete: ARGV[3] job id, [4] lease token, [5] result JSON. Finishes the job and releases
+-- every waiting dependent whose dependencies have all succeeded. 1 done, 0 fenced off.
+local id, token, result = ARGV[3], ARGV[4], ARGV[5]
+local j = load(id)
+if not running_with(j, token) then
+  if RETRY and j and j.state == 'succeeded' and j.lease_token == token then
+    return 1
+  end
+  return 0
+end
+transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0'})
+event(id, 'state', 'succeeded', '{}')
+release_dependents(id)
+return 1

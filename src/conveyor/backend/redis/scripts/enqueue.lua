@@ -1,0 +1,150 @@
+-- enqueue / enqueue_many: ARGV[3] is a JSON array of requests (see codec.encode_requests).
+-- Two phases so the batch is all-or-nothing: plan every request against the stored state plus
+-- what earlier requests of the batch would create (no write yet, so any refusal leaves Redis
+-- untouched), then apply every plan.
+local reqs = cjson.decode(ARGV[3])
+local made = {}    -- job id -> {tenant, state} created by this batch
+local ikeys = {}   -- idempotency key name -> {job_id, digest, expires_at} written by this batch
+local depth = {}   -- queue -> pending jobs this batch adds
+
+local function plan_one(r)
+  if RETRY and redis.call('HGET', jkey(r.id), 'digest') == r.digest then
+    return {existing = r.id, created = 1}
+  end
+  local ikey
+  if r.ikey then
+    ikey = B .. ':idem:' .. #r.tenant .. ':' .. r.tenant .. ':' .. r.ikey
+    local found = ikeys[ikey]
+    if not found then
+      local v = redis.call('HMGET', ikey, 'job_id', 'digest', 'expires_at')
+      if v[1] then
+        found = {job_id = v[1], digest = v[2], expires_at = tonumber(v[3])}
+      end
+    end
+    if found and found.expires_at > NOW then
+      if found.digest ~= r.digest then
+        return {err = {'idempotency_conflict', r.ikey, found.job_id}}
+      end
+      if made[found.job_id] or redis.call('EXISTS', jkey(found.job_id)) == 1 then
+        return {existing = found.job_id, created = 0}
+      end
+    end
+  end
+  if r.max_depth then
+    local t = redis.call('HMGET', B .. ':totals:' .. r.queue, 'waiting', 'scheduled', 'queued')
+    local d = (tonumber(t[1]) or 0) + (tonumber(t[2]) or 0) + (tonumber(t[3]) or 0) + (depth[r.queue] or 0)
+    if d >= r.max_depth then
+      return {err = {'queue_full', r.queue, d, r.max_depth}}
+    end
+  end
+  local unfinished, canceled_dep = {}, nil
+  for _, dep in ipairs(r.deps) do
+    local tenant, state
+    if made[dep] then
+      tenant, state = made[dep].tenant, made[dep].state
+    else
+      local v = redis.call('HMGET', jkey(dep), 'tenant', 'state')
+      tenant, state = v[1], v[2]
+    end
+    if not tenant or tenant ~= r.tenant then
+      return {err = {'dependency', dep}}
+    end
+    if state == 'canceled' then
+      canceled_dep = dep
+    elseif state ~= 'succeeded' then
+      unfinished[#unfinished + 1] = dep
+    end
+  end
+  if made[r.id] or redis.call('EXISTS', jkey(r.id)) == 1 then
+    return {err = {'duplicate_id', r.id}}
+  end
+  local run_at = r.run_at or (NOW + (r.delay or 0))
+  local state
+  if canceled_dep then
+    state = 'canceled'
+  elseif #unfinished > 0 then
+    state = 'waiting'
+  elseif run_at > NOW then
+    state = 'scheduled'
+  else
+    state = 'queued'
+    run_at = math.min(run_at, NOW)
+  end
+  made[r.id] = {tenant = r.tenant, state = state}
+  if state ~= 'canceled' then
+    depth[r.queue] = (depth[r.queue] or 0) + 1
+  end
+  if ikey then
+    ikeys[ikey] = {job_id = r.id, digest = r.digest, expires_at = NOW + r.ittl}
+  end
+  return {r = r, state = state, run_at = run_at, unfinished = unfinished, canceled_dep = canceled_dep, ikey = ikey}
+end
+
+local plans = {}
+for i, r in ipairs(reqs) do
+  local p = plan_one(r)
+  if p.err then
+    return p.err
+  end
+  plans[i] = p
+end
+
+local function apply(p)
+  local r = p.r
+  local j = {id = r.id, queue = r.queue, tenant = r.tenant, state = p.state, priority = tostring(r.priority),
+    run_at = fmt(p.run_at)}
+  local h = {'id', r.id, 'task', r.task, 'queue', r.queue, 'tenant', r.tenant, 'args', r.args,
+    'state', p.state, 'priority', j.priority, 'attempts', '0', 'max_attempts', tostring(r.max_attempts),
+    'retry', r.retry, 'run_at', j.run_at, 'created_at', fmt(NOW), 'updated_at', fmt(NOW),
+    'depends_on', r.deps_json, 'artifacts', '[]', 'pending_deps', tostring(#p.unfinished), 'digest', r.digest}
+  if r.timeout then
+    h[#h + 1] = 'timeout'
+    h[#h + 1] = fmt(r.timeout)
+  end
+  if r.ikey then
+    h[#h + 1] = 'idempotency_key'
+    h[#h + 1] = r.ikey
+  end
+  if p.state == 'canceled' then
+    j.finished_at = fmt(NOW)
+    h[#h + 1] = 'finished_at'
+    h[#h + 1] = j.finished_at
+    h[#h + 1] = 'error'
+    h[#h + 1] = cjson.encode({type = 'DependencyCanceled', message = 'dependency ' .. p.canceled_dep .. ' was canceled'})
+  end
+  redis.call('HSET', jkey(r.id), unpack(h))
+  redis.call('ZADD', B .. ':ids', 0, r.id)
+  redis.call('SADD', B .. ':queues', r.queue)
+  count(j, p.state, 1)
+  index_add(j, p.state)
+  for _, dep in ipairs(p.unfinished) do
+    redis.call('SADD', B .. ':dependents:' .. dep, r.id)
+  end
+  if p.ikey then
+    local expires = NOW + r.ittl
+    redis.call('DEL', p.ikey)
+    redis.call('HSET', p.ikey, 'job_id', r.id, 'digest', r.digest, 'expires_at', fmt(expires))
+    redis.call('PEXPIRE', p.ikey, math.max(1, math.ceil(r.ittl * 1000)))
+    redis.call('ZADD', B .. ':idemx', expires, p.ikey)
+  end
+  event(r.id, 'enqueued', p.state, cjson.encode({queue = r.queue, task = r.task}))
+  if p.state == 'queued' then
+    wake(r.queue)
+  end
+end
+
+for _, p in ipairs(plans) do
+  if p.r then
+    apply(p)
+  end
+end
+
+local out = {'ok'}
+for i, p in ipairs(plans) do
+  if p.r then
+    out[#out + 1] = {1, hgetall(p.r.id)}
+  else
+    out[#out + 1] = {p.created, hgetall(p.existing)}
+  end
+end
+return out

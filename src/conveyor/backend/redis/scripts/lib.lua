@@ -1,0 +1,172 @@
+-- Shared helpers, prepended to every transition script (Redis scripts cannot import each other).
+--
+-- KEYS[1] is the namespace base "<prefix>:{<prefix>}". Every key a script touches starts with it,
+-- so all keys of a namespace hash to one Redis Cluster slot and a script never crosses slots.
+-- ARGV[1] is the clock offset (test hook), ARGV[2] is "1" when the caller retries a call whose
+-- outcome it did not see (connection lost after sending), so scripts can answer idempotently.
+-- Times are the Redis server's TIME plus the offset: worker clocks never matter.
+local B = KEYS[1]
+local OFFSET = tonumber(ARGV[1])
+local RETRY = ARGV[2] == '1'
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000 + OFFSET
+local NULL = false
+local FIELDS = {'id', 'queue', 'tenant', 'state', 'priority', 'run_at', 'attempts', 'max_attempts',
+  'lease_token', 'lease_expires_at', 'finished_at', 'pending_deps', 'task'}
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local function jkey(id)
+  return B .. ':job:' .. id
+end
+
+-- The few fields a transition needs (never the payload), or nil when the job does not exist.
+local function load(id)
+  local v = redis.call('HMGET', jkey(id), unpack(FIELDS))
+  if not v[1] then
+    return nil
+  end
+  local j = {}
+  for i, name in ipairs(FIELDS) do
+    j[name] = v[i]
+  end
+  return j
+end
+
+local function hgetall(id)
+  return redis.call('HGETALL', jkey(id))
+end
+
+-- Member of the ready set: equal scores (-priority) sort by member bytes, so run_at (fixed
+-- width, microseconds) then id gives exactly "priority DESC, run_at ASC, id ASC".
+local function ready_member(j)
+  return string.format('%020.6f', tonumber(j.run_at)) .. ':' .. j.id
+end
+
+local function age_key(j)
+  return B .. ':age:' .. #j.tenant .. ':' .. j.tenant .. ':' .. j.queue
+end
+
+local function count(j, state, delta)
+  redis.call('HINCRBY', B .. ':counts:' .. j.queue, state .. ':' .. j.tenant, delta)
+  redis.call('HINCRBY', B .. ':totals:' .. j.queue, state, delta)
+end
+
+local function wake(queue)
+  local key = B .. ':wake:' .. queue
+  redis.call('LPUSH', key, '1')
+  redis.call('LTRIM', key, 0, 63)
+end
+
+local function index_remove(j, state)
+  local q = j.queue
+  if state == 'queued' then
+    redis.call('ZREM', B .. ':ready:' .. q, ready_member(j))
+    redis.call('ZREM', age_key(j), j.id)
+  elseif state == 'scheduled' then
+    redis.call('ZREM', B .. ':sched:' .. q, j.id)
+  elseif state == 'running' then
+    redis.call('ZREM', B .. ':leases', j.id)
+  elseif state == 'succeeded' or state == 'canceled' then
+    redis.call('ZREM', B .. ':done:' .. q, j.id)
+  elseif state == 'failed' then
+    redis.call('ZREM', B .. ':done:' .. q, j.id)
+    redis.call('ZREM', B .. ':failed:' .. q, j.id)
+  end
+end
+
+local function index_add(j, state)
+  local q = j.queue
+  if state == 'queued' then
+    redis.call('ZADD', B .. ':ready:' .. q, -tonumber(j.priority), ready_member(j))
+    redis.call('ZADD', age_key(j), j.run_at, j.id)
+  elseif state == 'scheduled' then
+    redis.call('ZADD', B .. ':sched:' .. q, j.run_at, j.id)
+  elseif state == 'running' then
+    redis.call('ZADD', B .. ':leases', j.lease_expires_at, j.id)
+  elseif state == 'succeeded' or state == 'canceled' then
+    redis.call('ZADD', B .. ':done:' .. q, j.finished_at, j.id)
+  elseif state == 'failed' then
+    redis.call('ZADD', B .. ':done:' .. q, j.finished_at, j.id)
+    redis.call('ZADD', B .. ':failed:' .. q, j.finished_at, j.id)
+  end
+end
+
+-- Move a job to state `new`, setting `sets` (string values; NULL deletes the field), keeping
+-- every index and counter in step. The only place a job's state changes.
+local function transition(j, new, sets)
+  local old = j.state
+  index_remove(j, old)
+  local hset = {'state', new, 'updated_at', fmt(NOW)}
+  local hdel = {}
+  for k, v in pairs(sets) do
+    j[k] = v
+    if v == NULL then
+      hdel[#hdel + 1] = k
+    else
+      hset[#hset + 1] = k
+      hset[#hset + 1] = v
+    end
+  end
+  j.state = new
+  redis.call('HSET', jkey(j.id), unpack(hset))
+  if #hdel > 0 then
+    redis.call('HDEL', jkey(j.id), unpack(hdel))
+  end
+  count(j, old, -1)
+  count(j, new, 1)
+  index_add(j, new)
+  if new == 'queued' then
+    wake(j.queue)
+  end
+end
+
+-- Append to the job's history; `data` is a JSON object text. seq is global and monotonic.
+local function event(id, type_, state, data)
+  local seq = redis.call('INCR', B .. ':seq')
+  local entry = '{"seq":' .. seq .. ',"at":' .. fmt(NOW) .. ',"type":"' .. type_ .. '","state":"' .. state
+    .. '","data":' .. data .. '}'
+  redis.call('ZADD', B .. ':ev:' .. id, seq, entry)
+end
+
+local function is_paused(queue)
+  return redis.call('HGET', B .. ':paused', queue) == '1'
+end
+
+-- Scheduled jobs of `queue` whose run_at has come become queued (at most `limit`).
+local function promote_queue(queue, limit)
+  local ids = redis.call('ZRANGEBYSCORE', B .. ':sched:' .. queue, '-inf', fmt(NOW), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    local j = load(id)
+    transition(j, 'queued', {})
+    event(id, 'state', 'queued', '{}')
+  end
+  return #ids
+end
+
+-- Waiting dependents whose every dependency has now succeeded go to queued (or scheduled).
+local function release_dependents(id)
+  local key = B .. ':dependents:' .. id
+  for _, dep in ipairs(redis.call('SMEMBERS', key)) do
+    local d = load(dep)
+    if d and d.state == 'waiting' then
+      local left = redis.call('HINCRBY', jkey(dep), 'pending_deps', -1)
+      if left <= 0 then
+        local run_at = math.max(tonumber(d.run_at), NOW)
+        local new = 'queued'
+        if run_at > NOW then
+          new = 'scheduled'
+        end
+        transition(d, new, {run_at = fmt(run_at)})
+        event(dep, 'state', new, '{}')
+      end
+    end
+  end
+  redis.call('DEL', key)
+end
+
+local function running_with(j, token)
+  return j ~= nil and j.state == 'running' and j.lease_token == token
+end

@@ -1,0 +1,30 @@
+-- prune: ARGV[3] older_than seconds. Deletes terminal jobs finished before now - older_than
+-- (with their events, effects and dependents) and expired idempotency keys. Returns jobs deleted.
+local cutoff = NOW - tonumber(ARGV[3])
+local budget = 5000
+local deleted = 0
+for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
+  if budget <= 0 then
+    break
+  end
+  local ids = redis.call('ZRANGEBYSCORE', B .. ':done:' .. q, '-inf', '(' .. fmt(cutoff), 'LIMIT', 0, budget)
+  for _, id in ipairs(ids) do
+    local j = load(id)
+    if j then
+      count(j, j.state, -1)
+      index_remove(j, j.state)
+      redis.call('DEL', jkey(id), B .. ':ev:' .. id, B .. ':fx:' .. id, B .. ':dependents:' .. id)
+      redis.call('ZREM', B .. ':ids', id)
+      deleted = deleted + 1
+    else
+      redis.call('ZREM', B .. ':done:' .. q, id)
+      redis.call('ZREM', B .. ':failed:' .. q, id)
+    end
+  end
+  budget = budget - #ids
+end
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', B .. ':idemx', '-inf', '(' .. fmt(NOW), 'LIMIT', 0, 10000)) do
+  redis.call('DEL', key)
+  redis.call('ZREM', B .. ':idemx', key)
+end
+return deleted
