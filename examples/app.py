@@ -1,0 +1,30 @@
+"""The example application: ``make run`` serves it and ``--app examples.app:app`` loads it.
+
+Tasks are plain functions in their own modules (importable and testable without an app) and
+are registered here with the options they run under.
+"""
+
+from __future__ import annotations
+
+import os
+
+from conveyor.app import Conveyor
+from conveyor.types import QueueConfig, RetryPolicy
+from examples import contacts, demo, report
+
+app = Conveyor(
+    os.environ.get("CONVEYOR_URL", "sqlite:///var/conveyor.db"),
+    queues=[
+        QueueConfig("default", max_depth=100_000),
+        QueueConfig("reports", max_depth=10_000),
+        QueueConfig("imports", max_depth=1_000),
+    ],
+)
+
+app.task(name="report", queue="reports", timeout=300, max_attempts=3, retry=RetryPolicy(base_delay=2.0))(report.report)
+app.task(name="import_contacts", queue="imports", timeout=600, max_attempts=5)(contacts.import_contacts)
+app.task(name="countdown", queue="default", timeout=3700)(demo.countdown)
+app.task(name="flaky", queue="default", max_attempts=3, retry=RetryPolicy(base_delay=0.5, max_delay=5.0))(demo.flaky)
+
+QUEUES = tuple(app.queues)
+"""Every queue the example uses: ``conveyor worker --app examples.app:app --queues default,reports,imports``."""
