@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import typer
@@ -41,3 +42,8 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # last resort: one line, never a traceback
+        if os.environ.get("CONVEYOR_DEBUG"):
+            raise
+        typer.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        sys.exit(2)

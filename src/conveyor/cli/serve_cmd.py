@@ -8,6 +8,8 @@ counters and run durations too.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -24,6 +26,7 @@ from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 
 WORKER_STOP_GRACE = 35.0
+PR_SET_PDEATHSIG = 1
 
 
 def _all_queues(conveyor: Conveyor) -> list[str]:
@@ -34,7 +37,19 @@ def _start_workers(spec: str, conveyor: Conveyor, count: int, concurrency: int) 
     queues = ",".join(_all_queues(conveyor))
     command = [sys.executable, "-m", "conveyor", "worker", "--app", spec, "--queues", queues]
     command += ["--concurrency", str(concurrency)]
-    return [subprocess.Popen(command, env=os.environ.copy()) for _ in range(count)]
+    return [subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent) for _ in range(count)]
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM this worker node if `serve` dies, even by SIGKILL."""
+    # not glibc Linux: the finally-block in serve() still stops the nodes
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """uvicorn re-raises the signal that stopped it; turn SIGTERM into SystemExit so cleanup runs."""
+    raise SystemExit(128 + signum)
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -100,6 +115,7 @@ def serve(
             err=True,
         )
     api = create_app(conveyor, auth=not no_auth, config=ServiceConfig(max_body=max_body))
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
     try:
         _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
