@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pydantic
 
@@ -32,6 +32,9 @@ from conveyor.errors import ConfigError, UnknownTask
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.types import DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
+
+if TYPE_CHECKING:
+    from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,6 +62,7 @@ class Conveyor:
 
     ``url`` picks the engine (``sqlite:///var/conveyor.db``, ``postgresql://...``,
     ``redis://...``); it defaults to ``$CONVEYOR_URL`` and then to a local SQLite file.
+    ``webhooks`` (endpoints or a ``WebhookSettings``) announces jobs that end, see docs/webhooks.md.
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class Conveyor:
         queues: Iterable[QueueConfig] = (),
         result_store: ResultStore | str | None = None,
         idempotency_ttl: float = 24 * 3600.0,
+        webhooks: WebhookSettings | Iterable[WebhookEndpoint] | None = None,
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
@@ -82,6 +87,13 @@ class Conveyor:
         self._backend_lock = threading.Lock()
         self._portal: _Portal | None = None
         self._opened: set[int] = set()
+        self.webhooks: WebhookSettings | None = None
+        if webhooks is not None:
+            from conveyor.webhooks.config import WebhookSettings as Settings
+            from conveyor.webhooks.deliver import install
+
+            self.webhooks = Settings.of(webhooks)
+            install(self, self.webhooks)
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -145,7 +157,12 @@ class Conveyor:
     def _make_backend(self) -> Backend:
         from conveyor.telemetry import instrument  # lazy: `conveyor serve` sets PROMETHEUS_MULTIPROC_DIR first
 
-        return instrument(create_backend(self.url))
+        backend = instrument(create_backend(self.url))
+        if self.webhooks is not None:  # announce jobs that end (docs/webhooks.md)
+            from conveyor.webhooks.notifier import NotifyingBackend
+
+            backend = cast(Backend, NotifyingBackend(backend, self, self.webhooks))
+        return backend
 
     async def backend(self) -> Backend:
         """The engine connection for the running event loop, opened (and migrated) once."""

@@ -6,6 +6,7 @@ import math
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -28,7 +29,9 @@ from conveyor.errors import (
 )
 from conveyor.task import CallOptions
 from conveyor.telemetry import SUBMIT_SECONDS
-from conveyor.types import Job, JobState
+from conveyor.types import Job, JobState, new_job_id
+from conveyor.webhooks.config import check_url
+from conveyor.webhooks.notifier import internal_task, remember_callback
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 JOB_PATH = "/v1/jobs"
@@ -183,6 +186,8 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         tenant=principal.tenant,
     )
     try:
+        if internal_task(body.task):
+            raise UnknownTask(f"unknown task {body.task!r}")
         request = svc.conveyor.build_request(body.task, body.args, options)
     except UnknownTask as exc:
         raise ProblemError(404, str(exc), kind="unknown-task") from None
@@ -193,8 +198,13 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         raise ProblemError(
             422, str(exc), kind="invalid-request", errors=[{"field": "body", "message": str(exc)}]
         ) from None
+    callback = _callback_url(svc, body.callback_url) if body.callback_url is not None else None
+    if callback is not None:  # the id is chosen first so the URL is stored before the job can run
+        request = replace(request, job_id=new_job_id())
     try:
         backend = await svc.backend()
+        if callback is not None:
+            await remember_callback(backend, request.job_id or "", callback)
         result = await backend.enqueue(request)
         now = await backend.now()
     except QueueFull as exc:
@@ -216,6 +226,20 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         raise unavailable(f"the job was not stored: engine error {type(exc).__name__}") from None
     job = result.job
     return JSONResponse(submission_body(job), status_code=202, headers=job_headers(job, now, location=True))
+
+
+def _callback_url(svc: Service, url: str) -> str:
+    """The callback URL if this server sends callbacks and allows its address; else a 422."""
+    settings = svc.conveyor.webhooks
+    try:
+        if settings is None or not settings.callbacks:
+            raise ValueError("is not accepted: this server has no callback secret configured (see docs/webhooks.md)")
+        return check_url(url, allow_private=settings.allow_private_callbacks)
+    except ValueError as exc:
+        message = f"callback_url {exc}"
+        raise ProblemError(
+            422, message, kind="invalid-request", errors=[{"field": "body.callback_url", "message": message}]
+        ) from None
 
 
 @router.get(

@@ -23,6 +23,7 @@ from conveyor.api.schemas import (
 )
 from conveyor.backend.protocol import JobFilter, RedriveRequest
 from conveyor.types import JobState
+from conveyor.webhooks.notifier import internal_task
 
 router = APIRouter(prefix="/v1")
 health = APIRouter(tags=["health"])
@@ -33,6 +34,8 @@ async def list_tasks(request: Request, principal: Annotated[Principal, Depends(s
     conveyor = service(request).conveyor
     tasks = []
     for task in sorted(conveyor.tasks.values(), key=lambda t: t.name):
+        if internal_task(task.name):  # built-in tasks (webhook delivery) are not submittable
+            continue
         opts = task.options
         tasks.append(
             TaskInfo(

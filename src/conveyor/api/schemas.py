@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conveyor.types import Job, JobState
 
@@ -129,6 +129,20 @@ class SubmitRequest(BaseModel):
     priority: int | None = Field(None, ge=-1_000_000, le=1_000_000, description="Higher runs first")
     delay: float | None = Field(None, ge=0, le=366 * 86400, description="Seconds from now; exclusive with run_at")
     run_at: datetime | None = Field(None, description="RFC 3339 time to run at; exclusive with delay")
+    callback_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from conveyor.webhooks.config import check_url  # the one URL rule, shared with configured endpoints
+
+        return check_url(value)
 
 
 class JobList(BaseModel):

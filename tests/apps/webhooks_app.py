@@ -1,0 +1,71 @@
+"""Tasks for the webhook tests: worker nodes load ``tests.apps.webhooks_app:app``.
+
+The receiver's base URL comes from $WEBHOOK_RECEIVER (each test starts its own receiver on a
+free port); the test process calls ``make_app(url, receiver)`` for the same configuration.
+Endpoint "main" gets every event of the ``hooks.*`` tasks, "flaky" only those of
+``hooks.flaky``, "down" only those of ``hooks.unlucky``: each test reads its own path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from conveyor.app import Conveyor
+from conveyor.context import JobContext
+from conveyor.types import RetryPolicy
+from conveyor.webhooks import WebhookEndpoint, WebhookSettings
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+CALLBACK_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+FAST = RetryPolicy(base_delay=0.2, factor=2.0, max_delay=1.0, jitter=False)
+DELIVERY_ATTEMPTS = 4
+
+
+def make_app(url: str | None = None, receiver: str | None = None) -> Conveyor:
+    base = receiver or os.environ.get("WEBHOOK_RECEIVER") or "http://127.0.0.1:9"
+    settings = WebhookSettings(
+        endpoints=(
+            WebhookEndpoint(f"{base}/main", SECRET, tasks=("hooks.ok", "hooks.boom", "hooks.wait"), name="main"),
+            WebhookEndpoint(f"{base}/flaky", SECRET, events=("job.succeeded",), tasks=("hooks.flaky",), name="flaky"),
+            WebhookEndpoint(f"{base}/down", SECRET, tasks=("hooks.unlucky",), name="down"),
+        ),
+        callback_secret=CALLBACK_SECRET,
+        allow_private_callbacks=True,  # the test receiver is on 127.0.0.1
+        max_attempts=DELIVERY_ATTEMPTS,
+        retry=FAST,
+        timeout=5.0,
+    )
+    app = Conveyor(url, webhooks=settings)
+
+    @app.task(name="hooks.ok")
+    def ok(value: int) -> dict[str, int]:
+        return {"double": value * 2}
+
+    @app.task(name="hooks.boom", max_attempts=2, retry=FAST)
+    def boom(message: str) -> None:
+        raise ValueError(message)
+
+    @app.task(name="hooks.wait")
+    def wait(seconds: float, ctx: JobContext) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not ctx.cancelled:
+            time.sleep(0.05)
+
+    @app.task(name="hooks.flaky")
+    def flaky() -> str:
+        return "done"
+
+    @app.task(name="hooks.unlucky")
+    def unlucky() -> str:
+        return "done"
+
+    @app.task(name="hooks.plain")
+    def plain(value: int) -> int:
+        """No configured endpoint wants it: only a per-submit callback announces it."""
+        return value
+
+    return app
+
+
+app = make_app()
