@@ -1,0 +1,422 @@
+"""The PostgreSQL engine: many worker nodes on many machines share one database.
+
+Each protocol operation is one transaction on a pooled connection (``connection.py``); claims
+take a batch with ``FOR UPDATE SKIP LOCKED`` through a partial index that holds only queued
+jobs, so finished history never slows the claim path; leases and schedules use the database
+clock; idle workers wake by LISTEN/NOTIFY (``listener.py``) and fall back to polling.
+The SQL is in ``queries.sql`` and ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from conveyor import serde
+from conveyor.backend.postgres import migrate as migrations
+from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
+from conveyor.backend.postgres.enqueue import enqueue_steps, run_steps_async
+from conveyor.backend.postgres.listener import Listener
+from conveyor.backend.postgres.rows import Row, row_to_event, row_to_job
+from conveyor.backend.protocol import (
+    ArtifactRequest,
+    CancelRequest,
+    ClaimRequest,
+    CompleteRequest,
+    EffectRequest,
+    EnqueueRequest,
+    EnqueueResult,
+    EventsRequest,
+    FailRequest,
+    HeartbeatRequest,
+    HeartbeatStatus,
+    JobFilter,
+    JobPage,
+    PauseRequest,
+    ProgressRequest,
+    PruneRequest,
+    RedriveRequest,
+    ReleaseRequest,
+)
+from conveyor.backend.sqlfile import load_queries
+from conveyor.errors import BackendUnavailable, InvalidTransition, JobNotFound
+from conveyor.types import Job, JobEvent, JobState, QueueStats
+
+T = TypeVar("T")
+SQL = load_queries("conveyor.backend.postgres")
+Conn = AsyncConnection[Any]
+PROMOTE_BATCH = 1000
+REAP_BATCH = 1000
+PRUNE_BATCH = 5000
+
+
+async def _rows(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
+    """Run a named query that returns rows (every query used this way has RETURNING or is a SELECT)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SQL[name], params)
+        return await cur.fetchall()
+
+
+async def _exec(conn: Conn, name: str, params: dict[str, Any]) -> int:
+    """Run a named statement without result rows; returns the row count."""
+    async with conn.cursor() as cur:
+        await cur.execute(SQL[name], params)
+        return cur.rowcount
+
+
+async def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
+    rows = await _rows(conn, name, params)
+    return rows[0] if rows else None
+
+
+def _single_statement(req: EnqueueRequest) -> bool:
+    """An enqueue without key, depth limit or dependencies is one INSERT (see enqueue.py)."""
+    return req.idempotency_key is None and req.max_depth is None and not req.depends_on
+
+
+class PostgresBackend:
+    """PostgreSQL engine for ``postgresql://user@host:5432/db?pool_size=4``.
+
+    Options Conveyor reads from the URL query (the rest goes to libpq): ``pool_size`` (max
+    connections, default 4), ``pool_min`` (kept open, default 1), ``pool_timeout`` (seconds to
+    wait for a free connection, default 10), ``prepare_threshold`` (``none`` behind PgBouncer
+    in transaction mode), ``migrate`` (``false``: open() does not run migrations).
+    """
+
+    capabilities: frozenset[str] = frozenset(
+        {"events", "pause", "effects", "dependencies", "transactional_enqueue", "notifications"}
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.settings: Settings = parse_postgres_url(url)
+        self.clock_offset = 0.0
+        self._tx = Transactions(self.settings)
+        self._listener = Listener(self.settings)
+        self._migrated = False
+
+    async def _run(self, fn: Callable[[Conn], Awaitable[T]], doing: str) -> T:
+        """Several statements, one transaction."""
+        return await self._tx.run(fn, doing, tx=True)
+
+    async def _write1(self, fn: Callable[[Conn], Awaitable[T]], doing: str) -> T:
+        """One data-modifying statement: atomic by itself, one round trip."""
+        return await self._tx.run(fn, doing, tx=False)
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]], doing: str, *, tx: bool = False) -> T:
+        """Reads: safe to redo on a fresh connection if the connection breaks mid-way."""
+        return await self._tx.run(fn, doing, tx=tx, read_only=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self.settings.migrate_on_open and not self._migrated:
+            await self.migrate()
+        await self._tx.open()
+
+    async def close(self) -> None:
+        await self._listener.close()
+        await self._tx.close()
+
+    async def migrate(self) -> list[str]:
+        try:
+            conn = await connect(self.settings, autocommit=True)
+            try:
+                applied = await migrations.apply_migrations(conn)
+            finally:
+                await conn.close()
+        except (psycopg.Error, OSError) as exc:
+            raise unavailable(exc, "migrating the schema") from exc
+        self._migrated = True
+        return applied
+
+    async def ping(self) -> None:
+        await self._read(lambda conn: _rows(conn, "now", {"off": 0.0}), "pinging")
+
+    async def now(self) -> float:
+        row = await self._read(lambda conn: _one(conn, "now", {"off": self.clock_offset}), "reading the clock")
+        assert row is not None
+        return float(row["now"])
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    async def enqueue(self, req: EnqueueRequest) -> EnqueueResult:
+        return (await self.enqueue_many([req]))[0]
+
+    async def enqueue_many(self, reqs: list[EnqueueRequest]) -> list[EnqueueResult]:
+        offset = self.clock_offset
+
+        async def run(conn: Conn) -> list[EnqueueResult]:
+            return [await run_steps_async(conn, enqueue_steps(req, offset)) for req in reqs]
+
+        if len(reqs) == 1 and _single_statement(reqs[0]):
+            return await self._write1(run, "enqueuing")
+        return await self._run(run, "enqueuing")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        row = await self._read(lambda conn: _one(conn, "get_job", {"id": job_id}), "reading a job")
+        if row is None or (tenant is not None and row["tenant"] != tenant):
+            return None
+        return row_to_job(row)
+
+    async def list_jobs(self, flt: JobFilter) -> JobPage:
+        params = {
+            "tenant": flt.tenant,
+            "queue": flt.queue,
+            "task": flt.task,
+            "states": [s.value for s in flt.states] if flt.states else None,
+            "cursor": flt.cursor,
+            "limit": flt.limit + 1,
+        }
+        rows = await self._read(lambda conn: _rows(conn, "list_jobs", params), "listing jobs")
+        jobs = [row_to_job(r) for r in rows[: flt.limit]]
+        more = len(rows) > flt.limit
+        return JobPage(jobs, jobs[-1].id if more and jobs else None)
+
+    async def queue_stats(self, tenant: str | None = None) -> list[QueueStats]:
+        async def run(conn: Conn) -> tuple[float, list[Row], list[Row], list[Row]]:
+            now = await _one(conn, "now", {"off": self.clock_offset})
+            assert now is not None
+            counts = await _rows(conn, "state_counts", {"tenant": tenant})
+            oldest = await _rows(conn, "oldest_queued", {"tenant": tenant})
+            paused = await _rows(conn, "paused_queues", {})
+            return float(now["now"]), counts, oldest, paused
+
+        now, count_rows, oldest_rows, paused_rows = await self._read(run, "reading queue stats", tx=True)
+        counts: dict[str, dict[str, int]] = {}
+        for r in count_rows:
+            counts.setdefault(r["queue"], {})[r["state"]] = int(r["n"])
+        oldest = {r["queue"]: r["oldest"] for r in oldest_rows}
+        paused = {r["name"]: bool(r["paused"]) for r in paused_rows}
+        return [
+            QueueStats(
+                queue=name,
+                counts={s.value: counts.get(name, {}).get(s.value, 0) for s in JobState},
+                oldest_queued_age=max(0.0, now - oldest[name]) if oldest.get(name) is not None else None,
+                paused=paused.get(name, False),
+            )
+            for name in sorted(set(counts) | set(paused))
+        ]
+
+    async def queue_position(self, job_id: str) -> int | None:
+        async def run(conn: Conn) -> int | None:
+            row = await _one(conn, "get_job", {"id": job_id})
+            if row is None or row["state"] != JobState.QUEUED.value:
+                return None
+            params = {"queue": row["queue"], "priority": row["priority"], "run_at": row["run_at"], "id": job_id}
+            found = await _one(conn, "queue_position", params)
+            return int(found["n"]) if found else 0
+
+        return await self._read(run, "reading a queue position", tx=True)
+
+    async def events(self, req: EventsRequest) -> list[JobEvent]:
+        params = {"job_id": req.job_id, "after_seq": req.after_seq, "limit": req.limit}
+        rows = await self._read(lambda conn: _rows(conn, "events", params), "reading events")
+        return [row_to_event(r) for r in rows]
+
+    async def drain_stats(self, queue: str, window: float) -> int:
+        params = {"queue": queue, "window": window, "off": self.clock_offset}
+        row = await self._read(lambda conn: _one(conn, "finished_since", params), "reading drain stats")
+        return int(row["n"]) if row else 0
+
+    # -- worker path --------------------------------------------------------------------------
+
+    async def claim(self, req: ClaimRequest) -> list[Job]:
+        params = {
+            "off": self.clock_offset,
+            "queues": list(dict.fromkeys(req.queues)),
+            "limit": req.limit,
+            "lease": req.lease_seconds,
+            "worker_id": req.worker_id,
+        }
+        if req.limit <= 0 or not req.queues:
+            return []
+
+        async def run(conn: Conn) -> list[Row]:
+            await conn.execute(SQL["promote_due"], {"off": self.clock_offset, "limit": PROMOTE_BATCH})
+            return await _rows(conn, "claim", params)
+
+        rows = await self._run(run, "claiming jobs")
+        return sorted((row_to_job(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+
+    async def heartbeat(self, req: HeartbeatRequest) -> dict[str, HeartbeatStatus]:
+        if not req.leases:
+            return {}
+        params = {
+            "off": self.clock_offset,
+            "lease": req.lease_seconds,
+            "ids": [lease.job_id for lease in req.leases],
+            "tokens": [lease.token for lease in req.leases],
+        }
+        # Extending a lease twice is harmless: a heartbeat may be redone after a broken connection.
+        rows = await self._read(lambda conn: _rows(conn, "heartbeat", params), "extending leases")
+        out: dict[str, HeartbeatStatus] = {}
+        for r in rows:
+            if r["ok"]:
+                out[r["id"]] = "ok"
+            elif out.get(r["id"]) != "ok":
+                out[r["id"]] = "canceled" if r["state"] == JobState.CANCELED.value else "lost"
+        return out
+
+    async def complete(self, req: CompleteRequest) -> bool:
+        params = {"off": self.clock_offset, "id": req.job_id, "token": req.token, "result": serde.dumps(req.result)}
+
+        async def run(conn: Conn) -> bool:
+            row = await _one(conn, "complete", params)
+            if row is None:
+                return False
+            if row["has_dependents"]:
+                # A separate statement: its fresh snapshot sees dependents committed while the
+                # UPDATE above waited for this job's row lock.
+                await _rows(conn, "release_dependents", {"off": self.clock_offset, "id": req.job_id})
+            return True
+
+        return await self._run(run, "completing a job")
+
+    async def fail(self, req: FailRequest) -> JobState | None:
+        params = {
+            "off": self.clock_offset,
+            "id": req.job_id,
+            "token": req.token,
+            "delay": req.retry_delay,
+            "error": serde.dumps(req.error),
+            "data": serde.dumps({"error": req.error}),
+        }
+        row = await self._write1(lambda conn: _one(conn, "fail", params), "failing a job")
+        return None if row is None else JobState(row["state"])
+
+    async def release(self, req: ReleaseRequest) -> bool:
+        params = {"off": self.clock_offset, "id": req.job_id, "token": req.token}
+        row = await self._write1(lambda conn: _one(conn, "release", params), "releasing a job")
+        return row is not None
+
+    async def progress(self, req: ProgressRequest) -> bool:
+        params = {
+            "off": self.clock_offset,
+            "id": req.job_id,
+            "token": req.token,
+            "fraction": req.fraction,
+            "message": req.message,
+            "data": serde.dumps({"fraction": req.fraction, "message": req.message}),
+        }
+        row = await self._write1(lambda conn: _one(conn, "progress", params), "recording progress")
+        return row is not None
+
+    async def add_artifact(self, req: ArtifactRequest) -> bool:
+        async def run(conn: Conn) -> bool:
+            row = await _one(conn, "artifacts_of_running", {"id": req.job_id, "token": req.token})
+            if row is None:
+                return False
+            kept = [a for a in serde.loads(row["artifacts"]) if a["name"] != req.artifact.name]
+            kept.append(req.artifact.to_dict())
+            params = {
+                "off": self.clock_offset,
+                "id": req.job_id,
+                "artifacts": serde.dumps(kept),
+                "data": serde.dumps(req.artifact.to_dict()),
+            }
+            await _rows(conn, "set_artifacts", params)
+            return True
+
+        return await self._run(run, "adding an artifact")
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    async def _cancel_one(self, conn: Conn, job_id: str, reason: str) -> bool:
+        params = {
+            "off": self.clock_offset,
+            "id": job_id,
+            "error": serde.dumps({"type": "Canceled", "message": reason}),
+            "data": serde.dumps({"reason": reason}),
+        }
+        if await _one(conn, "cancel", params) is None:
+            return False
+        for dep in await _rows(conn, "waiting_dependents", {"id": job_id}):
+            await self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled")
+        return True
+
+    async def cancel(self, req: CancelRequest) -> Job:
+        async def run(conn: Conn) -> Job:
+            row = await _one(conn, "get_job_for_update", {"id": req.job_id})
+            if row is None or (req.tenant is not None and row["tenant"] != req.tenant):
+                raise JobNotFound(f"job {req.job_id} not found")
+            if not await self._cancel_one(conn, req.job_id, req.reason):
+                raise InvalidTransition(f"job {req.job_id} is already {row['state']}")
+            updated = await _one(conn, "get_job", {"id": req.job_id})
+            assert updated is not None
+            return row_to_job(updated)
+
+        return await self._run(run, "canceling a job")
+
+    async def redrive(self, req: RedriveRequest) -> int:
+        base = {"off": self.clock_offset, "tenant": req.tenant}
+        if req.job_ids:
+            name, params = "redrive_ids", {**base, "ids": list(dict.fromkeys(req.job_ids))}
+        else:
+            name, params = "redrive_matching", {**base, "queue": req.queue, "task": req.task}
+        row = await self._write1(lambda conn: _one(conn, name, params), "redriving jobs")
+        return int(row["n"]) if row else 0
+
+    async def set_paused(self, req: PauseRequest) -> None:
+        params = {"queue": req.queue, "paused": req.paused}
+        await self._write1(lambda conn: _rows(conn, "set_paused", params), "pausing a queue")
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    async def reap_expired(self) -> list[str]:
+        params = {"off": self.clock_offset, "limit": REAP_BATCH}
+        rows = await self._write1(lambda conn: _rows(conn, "reap_expired", params), "reaping expired leases")
+        return [r["id"] for r in rows]
+
+    async def promote_scheduled(self) -> int:
+        params = {"off": self.clock_offset, "limit": PROMOTE_BATCH}
+        row = await self._write1(lambda conn: _one(conn, "promote_due", params), "promoting scheduled jobs")
+        return int(row["n"]) if row else 0
+
+    async def prune(self, req: PruneRequest) -> int:
+        """Delete in batches of PRUNE_BATCH, one transaction each, so pruning a large history
+        never holds thousands of row locks or one huge transaction against the workers."""
+        params = {"off": self.clock_offset, "older_than": req.older_than, "limit": PRUNE_BATCH}
+        deleted = 0
+        while True:
+            row = await self._write1(lambda conn: _one(conn, "prune_batch", params), "pruning jobs")
+            batch = int(row["n"]) if row else 0
+            deleted += batch
+            if batch < PRUNE_BATCH:
+                break
+        await self._write1(lambda conn: _exec(conn, "delete_expired_keys", {"off": self.clock_offset}), "pruning keys")
+        return deleted
+
+    async def record_effect(self, req: EffectRequest) -> bool:
+        params = {"job_id": req.job_id, "key": req.key, "value": serde.dumps(req.value)}
+
+        async def run(conn: Conn) -> bool:
+            return await _exec(conn, "record_effect", params) == 1
+
+        return await self._write1(run, "recording an effect")
+
+    async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
+        row = await self._read(lambda conn: _one(conn, "get_effect", {"job_id": job_id, "key": key}), "reading effect")
+        return (False, None) if row is None else (True, serde.loads(row["value"]))
+
+    async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
+        """Sleep until a NOTIFY for these queues, or until their next scheduled job is due
+        (delayed jobs and retries start on time without a poller), at most ``timeout``."""
+        if timeout <= 0:
+            await asyncio.sleep(0)
+            return
+        params = {"off": self.clock_offset, "queues": list(queues)}
+        try:
+            row = await self._read(lambda conn: _one(conn, "next_due", params), "reading the next due job")
+        except BackendUnavailable:
+            row = None  # the engine is down: just wait; the caller's next claim reports it
+        if row is not None and row["wait"] is not None:
+            timeout = min(timeout, max(0.0, float(row["wait"])) + 0.001)
+        await self._listener.wait(queues, timeout)

@@ -1,0 +1,134 @@
+"""Enqueue as a sequence of SQL steps, run by the engine's pool or on the caller's connection.
+
+The steps are a generator that yields ``(sql, params)`` and receives the rows of each
+statement, so one implementation of the enqueue rules (idempotency, depth limit, dependencies)
+serves the backend's async pool, and the application's own sync or async psycopg connection
+for transactional enqueue. The generator never commits: whoever drives it owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from psycopg import AsyncConnection, Connection
+from psycopg.rows import dict_row
+
+from conveyor import serde
+from conveyor.backend.postgres.rows import Row, row_to_job
+from conveyor.backend.protocol import EnqueueRequest, EnqueueResult
+from conveyor.backend.sqlfile import load_queries
+from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
+from conveyor.types import JobState, new_job_id
+
+SQL = load_queries("conveyor.backend.postgres")
+
+# (sql, params, returns_rows): whether to fetch is known up front, as a pipelined connection
+# only learns the shape of a result after it is received.
+Step = tuple[str, dict[str, Any], bool]
+Steps = Generator[Step, list[Row], EnqueueResult]
+
+
+def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
+    """The statements of one enqueue; raises the Conveyor error that refuses it."""
+    digest = serde.payload_hash(req.task, req.args)
+    job_id = req.job_id or new_job_id()
+    if req.idempotency_key is not None:
+        key = {
+            "tenant": req.tenant,
+            "key": req.idempotency_key,
+            "job_id": job_id,
+            "payload_hash": digest,
+            "ttl": req.idempotency_ttl,
+            "off": offset,
+        }
+        # Inserting the key first makes a concurrent duplicate wait for our commit (unique index)
+        # and then see our key: two submits with one key never make two jobs.
+        taken = yield SQL["take_idempotency_key"], key, True
+        if not taken:
+            found = (yield SQL["existing_idempotency_key"], key, True)[0]
+            if found["key_hash"] != digest:
+                raise IdempotencyConflict(
+                    f"idempotency key {req.idempotency_key!r} was used for a different payload",
+                    found["key_job_id"],
+                )
+            if found["id"] is not None:
+                return EnqueueResult(row_to_job(found), created=False)
+            # The job was pruned while its key was still valid: the key now names the new job.
+            yield SQL["retake_idempotency_key"], key, False
+    if req.max_depth is not None:
+        # Serialise enqueues of this queue only, so two submits cannot both take the last slot.
+        yield SQL["lock_queue_depth"], {"queue": req.queue}, True
+        depth = (yield SQL["count_pending"], {"queue": req.queue, "cap": req.max_depth}, True)[0]["n"]
+        if depth >= req.max_depth:
+            raise QueueFull(req.queue, depth, req.max_depth)
+
+    deps = list(dict.fromkeys(req.depends_on))
+    unfinished: list[str] = []
+    canceled_dep: str | None = None
+    if deps:
+        # Row-locks each dependency (and flags it), so its completion waits for this commit
+        # and then sees the new dependent: a dependent can never be left waiting forever.
+        rows = yield SQL["mark_dependencies"], {"ids": deps, "tenant": req.tenant}, True
+        states = {r["id"]: r["state"] for r in rows}
+        for dep in deps:
+            state = states.get(dep)
+            if state is None:
+                raise DependencyError(f"dependency {dep!r} does not exist")
+            if state == JobState.CANCELED.value and canceled_dep is None:
+                canceled_dep = dep
+            elif state != JobState.SUCCEEDED.value:
+                unfinished.append(dep)
+    if canceled_dep is not None:
+        unfinished = []
+
+    params = {
+        "off": offset,
+        "id": job_id,
+        "task": req.task,
+        "queue": req.queue,
+        "tenant": req.tenant,
+        "args": serde.dumps(req.args),
+        "priority": req.priority,
+        "max_attempts": req.max_attempts,
+        "timeout": req.timeout,
+        "retry": serde.dumps(req.retry.to_dict()),
+        "run_at": req.run_at,
+        "delay": req.delay,
+        "canceled_dep": canceled_dep,
+        "pending_deps": len(unfinished),
+        "idempotency_key": req.idempotency_key,
+        "depends_on": serde.dumps(deps),
+    }
+    row = (yield SQL["insert_job"], params, True)[0]
+    if unfinished:
+        yield SQL["insert_deps"], {"deps": unfinished, "job_id": job_id}, False
+    return EnqueueResult(row_to_job(row), created=True)
+
+
+async def run_steps_async(conn: AsyncConnection[Any], steps: Steps) -> EnqueueResult:
+    """Drive the steps on an async connection, inside whatever transaction it is in."""
+    reply: list[Row] | None = None
+    async with conn.cursor(row_factory=dict_row) as cur:
+        while True:
+            try:
+                sql, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
+            except StopIteration as done:
+                result: EnqueueResult = done.value
+                return result
+            await cur.execute(sql, params)
+            reply = await cur.fetchall() if returns_rows else []
+
+
+def run_steps_sync(conn: Connection[Any], steps: Steps) -> EnqueueResult:
+    """Drive the steps on a sync connection, inside whatever transaction it is in."""
+    reply: list[Row] | None = None
+    with conn.cursor(row_factory=dict_row) as cur:
+        while True:
+            try:
+                sql, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
+            except StopIteration as done:
+                result: EnqueueResult = done.value
+                return result
+            cur.execute(sql, params)
+            reply = cur.fetchall() if returns_rows else []
