@@ -1,0 +1,19 @@
+"""Exceptions task code raises to steer the worker, beyond an ordinary failure.
+
+An ordinary exception fails the attempt and the job is retried with backoff until
+``max_attempts``. Some failures will never succeed on retry (invalid input, a resource that is
+gone for good); raising ``DoNotRetry`` sends the job straight to ``failed`` (the dead-letter
+set) so it does not burn attempts and queue time first.
+"""
+
+from __future__ import annotations
+
+from conveyor.errors import ConveyorError
+
+
+class DoNotRetry(ConveyorError):
+    """Fail this job now, without retries: it goes to ``failed`` for a human to look at."""
+
+
+Fatal = DoNotRetry
+"""Alias of DoNotRetry, for readers used to that name."""

@@ -1,0 +1,46 @@
+"""What the supervisor knows about one claimed job while it holds the lease."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from conveyor.backend.protocol import Lease
+from conveyor.types import Job
+
+StopReason = Literal["canceled", "lease_lost", "shutdown"]
+
+
+@dataclass
+class JobRun:
+    job: Job
+    started: float = field(default_factory=time.monotonic)
+    stop_reason: StopReason | None = None
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    executing: bool = False
+    """True once task code runs (an executor or an async slot was obtained)."""
+    settling: bool = False
+    """True once the outcome is known and is being recorded: stop requests no longer apply."""
+
+    @property
+    def lease(self) -> Lease:
+        assert self.job.lease_token is not None
+        return Lease(self.job.id, self.job.lease_token)
+
+    def stop(self, reason: StopReason) -> bool:
+        """Ask the job to stop; the first reason wins. False if it is already stopping or settled."""
+        if self.stop_reason is not None or self.settling:
+            return False
+        self.stop_reason = reason
+        self.stopped.set()
+        return True
+
+    def context_stop_reason(self) -> str | None:
+        """What ``ctx.cancelled`` reports: a cancel or a lost lease (a shutdown kills instead)."""
+        return self.stop_reason if self.stop_reason in ("canceled", "lease_lost") else None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started

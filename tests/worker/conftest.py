@@ -1,0 +1,3 @@
+from tests.faults.helpers import cluster
+
+__all__ = ["cluster"]
