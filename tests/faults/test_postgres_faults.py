@@ -133,3 +133,16 @@ def test_two_nodes_drain_one_queue_without_running_a_job_twice(pg_cluster: Clust
         assert len(expiries) >= n - 1, (job_id, n, history)
     workers = {j.worker_id for j in jobs}
     assert workers == {n.id for n in nodes}, "both nodes must have taken part"
+
+
+def test_node_started_while_database_is_down_comes_up_by_itself(pg_server: PrivateServer, pg_cluster: Cluster) -> None:
+    """A worker node that boots before its database waits for it instead of exiting."""
+    pg_server.stop("fast")
+    node = pg_cluster.node(**NODE)
+    node.wait_for_log(r"worker\.engine_unavailable")
+    assert node.running, "the node exited instead of waiting for the database"
+    pg_server.start()
+    job = pg_cluster.app.enqueue("basic.add", {"a": 2, "b": 3})
+    done = pg_cluster.wait_state(job.id, JobState.SUCCEEDED)
+    assert done.result == 5
+    assert node.running

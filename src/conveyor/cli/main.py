@@ -7,6 +7,7 @@ import os
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from conveyor.errors import ConveyorError
 
@@ -36,7 +37,17 @@ for _module in COMMAND_MODULES:
 
 def main() -> None:
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except TyperException as exc:
+        # a usage error (bad option value, missing argument, unknown command): one line, with
+        # the command path so the user knows which --help to read
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        typer.secho(f"error: {message}{where}", fg="red", err=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
     except ConveyorError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
@@ -47,3 +58,4 @@ def main() -> None:
             raise
         typer.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

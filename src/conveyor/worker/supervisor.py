@@ -27,7 +27,7 @@ from conveyor.backend.protocol import (
     HeartbeatRequest,
     ReleaseRequest,
 )
-from conveyor.errors import ConveyorError
+from conveyor.errors import BackendUnavailable, ConveyorError
 from conveyor.task import Task
 from conveyor.types import JobState
 from conveyor.worker.async_exec import run_async_task
@@ -114,9 +114,15 @@ class Worker:
     async def run(self) -> int:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        self._backend = await self.app.backend()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_shutdown, sig)
+        backend = await self._connect_engine()
+        if backend is None:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
+            return 0
+        self._backend = backend
         self.pool.start()
         log(
             "worker.start",
@@ -156,6 +162,24 @@ class Worker:
             await self.app.aclose()
         log("worker.stop", id=cfg.worker_id)
         return 0
+
+    async def _connect_engine(self) -> Backend | None:
+        """Open the engine, waiting (with capped backoff) while it is unreachable.
+
+        A node started before its database (a reboot, a deploy racing a failover) must come up
+        by itself once the engine is back, not exit and wait for an operator. Returns None when
+        a shutdown was requested while waiting.
+        """
+        delay = 0.5
+        while not self._draining.is_set():
+            try:
+                return await self.app.backend()
+            except BackendUnavailable as exc:
+                log("worker.engine_unavailable", logging.WARNING, error=str(exc), retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._draining.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
+        return None
 
     def request_shutdown(self, sig: signal.Signals | None = None) -> None:
         """First call: drain (stop claiming, finish within --grace). Second: stop now."""
