@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from conveyor import serde
 from conveyor.backend.postgres import migrate as migrations
 from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
-from conveyor.backend.postgres.enqueue import enqueue_steps, run_steps_async
+from conveyor.backend.postgres.enqueue import enqueue_steps, insert_batch_async, is_plain, run_steps_async
 from conveyor.backend.postgres.listener import Listener
 from conveyor.backend.postgres.rows import Row, row_to_event, row_to_job
 from conveyor.backend.protocol import (
@@ -74,9 +74,18 @@ async def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
     return rows[0] if rows else None
 
 
-def _single_statement(req: EnqueueRequest) -> bool:
-    """An enqueue without key, depth limit or dependencies is one INSERT (see enqueue.py)."""
-    return req.idempotency_key is None and req.max_depth is None and not req.depends_on
+def _segments(reqs: list[EnqueueRequest]) -> list[list[EnqueueRequest] | EnqueueRequest]:
+    """Split a batch, in order, into runs of plain requests (one INSERT each) and the requests
+    that need the step-by-step path (key, dependencies, depth limit)."""
+    out: list[list[EnqueueRequest] | EnqueueRequest] = []
+    for req in reqs:
+        if not is_plain(req):
+            out.append(req)
+        elif out and isinstance(out[-1], list):
+            out[-1].append(req)
+        else:
+            out.append([req])
+    return out
 
 
 class PostgresBackend:
@@ -149,13 +158,24 @@ class PostgresBackend:
         return (await self.enqueue_many([req]))[0]
 
     async def enqueue_many(self, reqs: list[EnqueueRequest]) -> list[EnqueueResult]:
+        """Plain requests go in with one statement per run of them (rows, events, one NOTIFY
+        per queue); the others take the step-by-step path at their place in the batch, after
+        the earlier rows are written, so a job may depend on an earlier job of the same batch.
+        One transaction for the whole batch."""
         offset = self.clock_offset
+        segments = _segments(reqs)
 
         async def run(conn: Conn) -> list[EnqueueResult]:
-            return [await run_steps_async(conn, enqueue_steps(req, offset)) for req in reqs]
+            results: list[EnqueueResult] = []
+            for seg in segments:
+                if isinstance(seg, list):
+                    results.extend(await insert_batch_async(conn, seg, offset))
+                else:
+                    results.append(await run_steps_async(conn, enqueue_steps(seg, offset)))
+            return results
 
-        if len(reqs) == 1 and _single_statement(reqs[0]):
-            return await self._write1(run, "enqueuing")
+        if len(segments) == 1 and isinstance(segments[0], list):
+            return await self._write1(run, "enqueuing")  # one statement: atomic on its own
         return await self._run(run, "enqueuing")
 
     # -- reads --------------------------------------------------------------------------------

@@ -4,11 +4,16 @@ The steps are a generator that yields ``(sql, params)`` and receives the rows of
 statement, so one implementation of the enqueue rules (idempotency, depth limit, dependencies)
 serves the backend's async pool, and the application's own sync or async psycopg connection
 for transactional enqueue. The generator never commits: whoever drives it owns the transaction.
+
+Plain requests (no key, dependency or depth limit; ``is_plain``) read nothing before writing,
+so ``enqueue_many`` stores a run of them with one ``insert_jobs`` statement instead: the same
+rows, events and wake-ups as the steps would write one by one, in one round trip.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import math
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
@@ -19,7 +24,7 @@ from conveyor.backend.postgres.rows import Row, row_to_job
 from conveyor.backend.protocol import EnqueueRequest, EnqueueResult
 from conveyor.backend.sqlfile import load_queries
 from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
-from conveyor.types import JobState, new_job_id
+from conveyor.types import Job, JobState, RetryPolicy, new_job_id
 
 SQL = load_queries("conveyor.backend.postgres")
 
@@ -104,6 +109,89 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
     if unfinished:
         yield SQL["insert_deps"], {"deps": unfinished, "job_id": job_id}, False
     return EnqueueResult(row_to_job(row), created=True)
+
+
+def is_plain(req: EnqueueRequest) -> bool:
+    """No idempotency key, dependency or depth limit: the job is one row written without reading
+    anything first, so a batch of them can be inserted by one statement (``insert_batch_step``).
+    Non-finite times (JSON has no inf/nan) keep the one-by-one path, which stores them as given."""
+    return (
+        req.idempotency_key is None
+        and req.max_depth is None
+        and not req.depends_on
+        and all(v is None or math.isfinite(v) for v in (req.timeout, req.run_at, req.delay))
+    )
+
+
+def insert_batch_step(reqs: Sequence[EnqueueRequest], offset: float) -> tuple[list[dict[str, Any]], Step]:
+    """The rows to store (in request order) and the one ``insert_jobs`` statement that stores
+    them, their 'enqueued' events and one NOTIFY per queue, as ``enqueue_steps`` would one by one."""
+    retries: dict[RetryPolicy, str] = {}
+    jobs: list[dict[str, Any]] = []
+    for req in reqs:
+        retry = retries.get(req.retry)
+        if retry is None:
+            retry = retries[req.retry] = serde.dumps(req.retry.to_dict())
+        jobs.append(
+            {
+                "id": req.job_id or new_job_id(),
+                "task": req.task,
+                "queue": req.queue,
+                "tenant": req.tenant,
+                "args": serde.dumps(req.args),
+                "priority": req.priority,
+                "max_attempts": req.max_attempts,
+                "timeout": req.timeout,
+                "retry": retry,
+                "run_at": req.run_at,
+                "delay": req.delay,
+            }
+        )
+    return jobs, (SQL["insert_jobs"], {"off": offset, "jobs": serde.dumps(jobs)}, True)
+
+
+def batch_results(jobs: list[dict[str, Any]], rows: list[Row]) -> list[EnqueueResult]:
+    """The stored jobs, built from what was sent plus what the database decided (state and
+    times, one row per job in request order): the same Job that reading the row back gives,
+    without shipping every column back."""
+    policies: dict[str, RetryPolicy] = {}
+    results: list[EnqueueResult] = []
+    for job, row in zip(jobs, rows, strict=True):
+        assert row["id"] == job["id"]
+        retry = policies.get(job["retry"])
+        if retry is None:
+            retry = policies[job["retry"]] = RetryPolicy.from_dict(serde.loads(job["retry"]))
+        timeout = job["timeout"]
+        stored = Job(
+            id=job["id"],
+            task=job["task"],
+            queue=job["queue"],
+            tenant=job["tenant"],
+            args=serde.loads(job["args"]),
+            state=JobState(row["state"]),
+            priority=int(job["priority"]),
+            attempts=0,
+            max_attempts=int(job["max_attempts"]),
+            timeout=None if timeout is None else float(timeout),
+            retry=retry,
+            run_at=row["run_at"],
+            created_at=row["created_at"],
+            updated_at=row["created_at"],
+            depends_on=[],
+        )
+        results.append(EnqueueResult(stored, created=True))
+    return results
+
+
+async def insert_batch_async(
+    conn: AsyncConnection[Any], reqs: Sequence[EnqueueRequest], offset: float
+) -> list[EnqueueResult]:
+    """Store plain requests with one statement, inside whatever transaction ``conn`` is in."""
+    jobs, (sql, params, _) = insert_batch_step(reqs, offset)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        rows = await cur.fetchall()
+    return batch_results(jobs, rows)
 
 
 async def run_steps_async(conn: AsyncConnection[Any], steps: Steps) -> EnqueueResult:

@@ -425,3 +425,38 @@ WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s
+
+-- name: insert_jobs
+-- The bulk enqueue of plain jobs (no key, dependency or depth limit): every row, its
+-- 'enqueued' event and one NOTIFY per queue in one statement. The jobs come as one JSON array
+-- (encoding it is far cheaper than adapting a dozen array parameters); args and retry are JSON
+-- strings inside it, stored verbatim. Rows and events are written in request order (ord), so
+-- event seqs follow the batch as the one-by-one path would; the reply is what the database
+-- decided (state, run_at, created_at), in request order.
+WITH s AS MATERIALIZED (
+    SELECT u.*, t.now, t.want,
+           CASE WHEN t.want > t.now THEN 'scheduled' ELSE 'queued' END AS state,
+           CASE WHEN t.want > t.now THEN t.want ELSE least(t.want, t.now) END AS stored_run_at
+    FROM ROWS FROM (
+        json_to_recordset(%(jobs)s::json) AS (id text, task text, queue text, tenant text, args text, priority bigint,
+                                              max_attempts int, timeout float8, retry text, run_at float8, delay float8)
+    ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay, ord)
+    CROSS JOIN LATERAL (
+        SELECT conveyor.now(%(off)s) AS now,
+               coalesce(u.run_at, conveyor.now(%(off)s) + coalesce(u.delay, 0)) AS want
+    ) t
+), ins AS (
+    INSERT INTO conveyor.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
+                               retry, run_at, created_at, updated_at, depends_on, pending_deps)
+    SELECT id, task, queue, tenant, args, state, priority, 0, max_attempts, timeout, retry, stored_run_at,
+           now, now, '[]', 0
+    FROM s ORDER BY ord
+), ev AS (
+    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task)::text
+    FROM s ORDER BY ord
+), nt AS (
+    SELECT pg_notify('conveyor', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q
+)
+SELECT id, state, stored_run_at AS run_at, now AS created_at, (SELECT count(*) FROM nt) AS notified
+FROM s ORDER BY ord
