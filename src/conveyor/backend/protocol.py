@@ -16,13 +16,20 @@ Semantics every engine must follow:
   queued) jobs. With an idempotency key (scoped by tenant, kept ``idempotency_ttl`` seconds):
   an unexpired key with the same payload hash returns the existing job with ``created=False``;
   with a different hash raises IdempotencyConflict; concurrent duplicates create one job.
+  The hash is ``serde.payload_hash(task, args)`` (key order does not matter). A refused
+  enqueue (QueueFull, DependencyError, ...) stores nothing, not even its key. Generated ids
+  come from ``types.new_job_id`` (time-ordered, increasing within a process).
+* ``enqueue_many``: one transaction for the batch; any error stores none of it. Requests run in
+  order, so a request may depend on (or share a key with) an earlier one of the same batch.
 * ``claim``: takes up to ``limit`` jobs that are ``queued``, or ``scheduled`` with
   ``run_at <= now``, from the named non-paused queues, in order priority DESC, run_at ASC,
-  id ASC. Each claimed job: state running, attempts += 1, new lease_token, lease_expires_at =
-  now + lease_seconds, worker_id, started_at = now. No job is ever handed to two claimers.
+  id ASC, and returns them in that order. Each claimed job: state running, attempts += 1, new
+  lease_token, lease_expires_at = now + lease_seconds, worker_id, started_at = now. No job is
+  ever handed to two claimers. (A claim may promote due scheduled jobs to queued on the way.)
 * ``heartbeat``: for each (job_id, token) extends the lease if the token still matches and the
   job is running; answers per job ``ok``, ``lost`` (token mismatch / not running) or
-  ``canceled`` (the job was canceled while running).
+  ``canceled`` (the job was canceled while running). An unknown job or a stale token of a job
+  that another worker now holds answers ``lost``.
 * ``complete`` / ``fail`` / ``release`` / ``progress`` / ``add_artifact``: refused (return
   False / None) when the token does not match the running job (fencing).
   ``complete`` stores the result, finishes the job and moves every waiting dependent whose
@@ -30,14 +37,19 @@ Semantics every engine must follow:
   ``fail`` with ``retry_delay`` None, or when attempts >= max_attempts, moves to failed;
   otherwise to scheduled at now + retry_delay. ``release`` puts the job back to queued and
   gives back the attempt (attempts -= 1).
-* ``reap_expired``: every running job whose lease expired goes to queued, or to failed if
-  attempts >= max_attempts, with error ``{"type": "LeaseExpired", ...}``.
+* ``reap_expired``: every running job whose lease expired (lease_expires_at < now) goes to
+  queued, or to failed if attempts >= max_attempts, with error ``{"type": "LeaseExpired", ...}``.
+* Dependencies: a dependent of a failed job stays waiting (a redrive may still satisfy it).
 * ``cancel``: any non-terminal job becomes canceled (a running one loses its lease: its
   next heartbeat answers ``canceled``), and waiting dependents are canceled too.
   Terminal job: InvalidTransition. Unknown (or other tenant's) job: JobNotFound.
 * ``redrive``: failed jobs back to queued, attempts reset to 0, error kept in history.
 * Every state change and progress report appends a JobEvent (monotonic ``seq`` per backend)
-  so an observer can resume from the last seq it saw without gaps.
+  so an observer can resume from the last seq it saw without gaps. Types: ``enqueued`` (first,
+  with the initial state), ``state`` (every later change; the new state; a failure's data has
+  ``error``), ``progress`` (data ``fraction``, ``message``), ``artifact`` (the artifact's fields).
+* ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
+  ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
 
 from __future__ import annotations

@@ -140,10 +140,27 @@ class SQLiteBackend:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = OFF")
         return conn
+
+    def _enable_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL, waiting out other processes that open it at the same moment.
+
+        Changing the journal mode does not go through the busy handler: on a fresh file opened by
+        several processes at once it fails at once with "database is locked". The mode is
+        persistent, so retrying until one of them succeeds (or the file already is WAL) is enough.
+        """
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _ensure_executor(self) -> ThreadPoolExecutor:
         with self._open_lock:
@@ -155,9 +172,9 @@ class SQLiteBackend:
         executor = self._ensure_executor()
 
         def call() -> T:
-            if self._conn is None:
-                self._conn = self._connect()
             try:
+                if self._conn is None:
+                    self._conn = self._connect()
                 return fn(self._conn)
             except sqlite3.OperationalError as exc:
                 raise BackendUnavailable(f"SQLite error: {exc}") from exc

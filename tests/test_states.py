@@ -1,0 +1,142 @@
+"""The transition table of conveyor.states, checked over every (state, action) pair.
+
+The table is the single source of truth every engine is tested against, so it is pinned here
+explicitly: a change to the lifecycle must change this file too, on purpose.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from conveyor.errors import InvalidTransition
+from conveyor.states import TRANSITIONS, Action, is_legal, next_state, sources
+from conveyor.types import PENDING_STATES, TERMINAL_STATES, JobState
+
+W, S, Q, R = JobState.WAITING, JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING
+OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
+
+# The lifecycle of DESIGN §1, written out independently of states.py.
+EXPECTED: dict[tuple[JobState, Action], JobState] = {
+    (W, Action.DEPS_DONE): Q,
+    (S, Action.PROMOTE): Q,
+    (Q, Action.CLAIM): R,
+    (S, Action.CLAIM): R,
+    (R, Action.HEARTBEAT): R,
+    (R, Action.COMPLETE): OK,
+    (R, Action.RETRY): S,
+    (R, Action.FAIL): FAILED,
+    (R, Action.EXPIRE_REQUEUE): Q,
+    (R, Action.EXPIRE_FAIL): FAILED,
+    (R, Action.RELEASE): Q,
+    (W, Action.CANCEL): CANCELED,
+    (S, Action.CANCEL): CANCELED,
+    (Q, Action.CANCEL): CANCELED,
+    (R, Action.CANCEL): CANCELED,
+    (FAILED, Action.REDRIVE): Q,
+}
+
+ALL_PAIRS = list(itertools.product(JobState, Action))
+
+
+def test_table_is_exactly_the_documented_lifecycle() -> None:
+    assert TRANSITIONS == EXPECTED
+
+
+@pytest.mark.parametrize(("state", "action"), ALL_PAIRS, ids=[f"{s.value}-{a.value}" for s, a in ALL_PAIRS])
+def test_every_pair(state: JobState, action: Action) -> None:
+    if (state, action) in EXPECTED:
+        assert is_legal(state, action)
+        assert next_state(state, action) is EXPECTED[(state, action)]
+    else:
+        assert not is_legal(state, action)
+        with pytest.raises(InvalidTransition) as info:
+            next_state(state, action)
+        # The message names both the action and the state, so a user knows what went wrong.
+        assert action.value in str(info.value)
+        assert state.value in str(info.value)
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
+def test_terminal_states_accept_only_redrive_from_failed(state: JobState) -> None:
+    legal = {a for a in Action if is_legal(state, a)}
+    assert legal == ({Action.REDRIVE} if state is FAILED else set())
+
+
+def test_every_non_terminal_state_can_be_canceled() -> None:
+    for state in JobState:
+        assert is_legal(state, Action.CANCEL) is (not state.terminal)
+
+
+def test_running_is_reached_only_by_claim_and_left_by_every_worker_outcome() -> None:
+    into_running = {(s, a) for (s, a), t in TRANSITIONS.items() if t is R and s is not R}
+    assert into_running == {(Q, Action.CLAIM), (S, Action.CLAIM)}
+    outcomes = {a: next_state(R, a) for a in Action if is_legal(R, a)}
+    assert outcomes == {
+        Action.HEARTBEAT: R,
+        Action.COMPLETE: OK,
+        Action.RETRY: S,
+        Action.FAIL: FAILED,
+        Action.EXPIRE_REQUEUE: Q,
+        Action.EXPIRE_FAIL: FAILED,
+        Action.RELEASE: Q,
+        Action.CANCEL: CANCELED,
+    }
+
+
+def test_sources_match_the_table() -> None:
+    for action in Action:
+        assert sources(action) == frozenset(s for s in JobState if (s, action) in EXPECTED)
+    assert sources(Action.CANCEL) == frozenset(PENDING_STATES | {R})
+    assert sources(Action.CLAIM) == frozenset({Q, S})
+
+
+def test_every_state_is_reachable_from_enqueue_and_every_pending_state_can_finish() -> None:
+    """No dead states: from each initial state (waiting/scheduled/queued) all states are reachable,
+    and from every non-terminal state some terminal state is reachable."""
+    graph: dict[JobState, set[JobState]] = {s: set() for s in JobState}
+    for (src, _), dst in TRANSITIONS.items():
+        graph[src].add(dst)
+
+    def reachable(start: JobState) -> set[JobState]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in graph[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    assert reachable(W) == set(JobState)
+    for state in JobState:
+        if not state.terminal:
+            assert reachable(state) & TERMINAL_STATES == TERMINAL_STATES
+
+
+def test_state_and_action_values_are_stable_strings() -> None:
+    # Stored in databases and sent over HTTP: renaming one is a migration, not a refactor.
+    assert [s.value for s in JobState] == [
+        "waiting",
+        "scheduled",
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "canceled",
+    ]
+    assert {a.value for a in Action} == {
+        "deps_done",
+        "promote",
+        "claim",
+        "heartbeat",
+        "complete",
+        "retry",
+        "fail",
+        "expire_requeue",
+        "expire_fail",
+        "release",
+        "cancel",
+        "redrive",
+    }
+    assert str(JobState.RUNNING) == "running"
