@@ -49,6 +49,10 @@ class QueueFull(ConveyorError):
         self.limit = limit
 
 
+class DuplicateJobId(ConveyorError):
+    """A caller-chosen job id is already taken; the existing job is left untouched."""
+
+
 class DependencyError(ConveyorError):
     """A job named as a dependency does not exist for this tenant."""
 

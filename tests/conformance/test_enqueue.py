@@ -8,7 +8,7 @@ import pytest
 
 from conveyor.backend import Backend
 from conveyor.backend.protocol import EnqueueRequest, JobFilter
-from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
+from conveyor.errors import DependencyError, DuplicateJobId, IdempotencyConflict, QueueFull
 from conveyor.types import JobState, RetryPolicy
 from tests.conformance.conftest import OpenBackend, claim, claim_one, enqueue, fetch, req, requires
 
@@ -55,6 +55,19 @@ async def test_caller_chosen_id_and_unknown_get(backend: Backend) -> None:
     assert job.id == "0190a5e0-0000-7000-8000-00000000abcd"
     assert (await backend.get(job.id)) is not None
     assert await backend.get("0190a5e0-0000-7000-8000-00000000ffff") is None
+
+
+async def test_taken_id_is_refused_and_the_original_kept(backend: Backend) -> None:
+    taken = "0190a5e0-0000-7000-8000-00000000beef"
+    original = await enqueue(backend, job_id=taken, args={"n": 1})
+    with pytest.raises(DuplicateJobId):
+        await backend.enqueue(req(job_id=taken, args={"n": 2}))
+    with pytest.raises(DuplicateJobId):
+        await backend.enqueue_many([req(args={"n": 3}), req(job_id=taken, args={"n": 4})])
+    kept = await fetch(backend, taken)
+    assert kept.args == original.args == {"n": 1}
+    page = await backend.list_jobs(JobFilter(limit=10))
+    assert [j.id for j in page.jobs] == [taken], "a refused batch stored some of its jobs"
 
 
 async def test_get_is_tenant_scoped(backend: Backend) -> None:

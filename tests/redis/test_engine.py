@@ -7,9 +7,9 @@ import asyncio
 import time
 
 import pytest
+import redis
 from redis.crc import key_slot
 
-import redis
 from conveyor.backend.protocol import (
     ClaimRequest,
     CompleteRequest,

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-import redis
 from conveyor.backend.protocol import (
     CancelRequest,
     ClaimRequest,

@@ -36,7 +36,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from conveyor.errors import BackendUnavailable, ConfigError
+from conveyor.errors import BackendUnavailable, ConfigError, DuplicateJobId
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.postgres")
@@ -235,6 +235,11 @@ class Transactions:
                 log.info("connection lost while %s (%s); retrying on a fresh connection", doing, exc)
                 with contextlib.suppress(Exception):
                     await pool.drain()
+            except psycopg.errors.UniqueViolation as exc:
+                # the only unique constraint an insert can still hit (keys use ON CONFLICT)
+                if exc.diag.constraint_name == "jobs_pkey":
+                    raise DuplicateJobId(f"a job with this id already exists ({exc.diag.message_detail})") from None
+                raise unavailable(exc, doing) from exc
             except psycopg.Error as exc:
                 raise unavailable(exc, doing) from exc
 

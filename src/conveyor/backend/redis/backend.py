@@ -46,6 +46,7 @@ from conveyor.errors import (
     BackendUnavailable,
     ConveyorError,
     DependencyError,
+    DuplicateJobId,
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
@@ -169,7 +170,7 @@ class RedisBackend:
         if kind == "dependency":
             raise DependencyError(f"dependency {reply[1]!r} does not exist")
         if kind == "duplicate_id":
-            raise ConveyorError(f"a job with id {reply[1]!r} already exists")
+            raise DuplicateJobId(f"a job with id {reply[1]!r} already exists")
         raise ConveyorError(f"unexpected enqueue reply {kind!r}")  # pragma: no cover
 
     # -- reads --------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
     DependencyError,
+    DuplicateJobId,
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
@@ -63,6 +64,8 @@ from conveyor.types import (
 T = TypeVar("T")
 SQL = load_queries("conveyor.backend.sqlite")
 PACKAGE = "conveyor.backend.sqlite"
+WATCH_INTERVAL = 0.005
+"""Seconds between two looks at ``data_version`` while a worker waits for work."""
 
 
 def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
@@ -128,6 +131,7 @@ class SQLiteBackend:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
+        self._watchers = threading.local()  # one watch connection per helper thread
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -290,28 +294,31 @@ class SQLiteBackend:
         else:
             state, run_at = JobState.QUEUED, min(run_at, now)
         job_id = req.job_id or new_job_id()
-        conn.execute(
-            SQL["insert_job"],
-            {
-                "id": job_id,
-                "task": req.task,
-                "queue": req.queue,
-                "tenant": req.tenant,
-                "args": serde.dumps(req.args),
-                "state": state.value,
-                "priority": req.priority,
-                "max_attempts": req.max_attempts,
-                "timeout": req.timeout,
-                "retry": serde.dumps(req.retry.to_dict()),
-                "run_at": run_at,
-                "now": now,
-                "finished_at": finished_at,
-                "error": serde.dumps(error) if error else None,
-                "idempotency_key": req.idempotency_key,
-                "depends_on": serde.dumps(deps),
-                "pending_deps": len(unfinished),
-            },
-        )
+        try:
+            conn.execute(
+                SQL["insert_job"],
+                {
+                    "id": job_id,
+                    "task": req.task,
+                    "queue": req.queue,
+                    "tenant": req.tenant,
+                    "args": serde.dumps(req.args),
+                    "state": state.value,
+                    "priority": req.priority,
+                    "max_attempts": req.max_attempts,
+                    "timeout": req.timeout,
+                    "retry": serde.dumps(req.retry.to_dict()),
+                    "run_at": run_at,
+                    "now": now,
+                    "finished_at": finished_at,
+                    "error": serde.dumps(error) if error else None,
+                    "idempotency_key": req.idempotency_key,
+                    "depends_on": serde.dumps(deps),
+                    "pending_deps": len(unfinished),
+                },
+            )
+        except sqlite3.IntegrityError:
+            raise DuplicateJobId(f"a job with id {job_id!r} already exists") from None
         for dep in unfinished:
             conn.execute(SQL["insert_dep"], {"depends_on": dep, "job_id": job_id})
         if req.idempotency_key is not None:
@@ -667,17 +674,31 @@ class SQLiteBackend:
         return await self._run(run)
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
-        """Poll ``PRAGMA data_version``: it changes whenever another connection commits."""
+        """Watch ``PRAGMA data_version``, which changes whenever another connection commits.
 
-        def version(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        The watching runs in a helper thread on its own connection with a plain sleep between
+        checks, so an idle node costs a few microseconds per check instead of an event-loop
+        round trip, and the engine's connection thread stays free for heartbeats.
+        """
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(self._watch_data_version, timeout, stop)
+        finally:
+            stop.set()  # the awaiting task was canceled or woke up: end the thread's loop too
 
-        start = await self._run(version)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            await asyncio.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
-            if await self._run(version) != start:
-                return
+    def _watch_data_version(self, timeout: float, stop: threading.Event) -> None:
+        conn = getattr(self._watchers, "conn", None)
+        if conn is None:
+            conn = self._watchers.conn = self._connect()
+        version = "PRAGMA data_version"
+        try:
+            start = conn.execute(version).fetchone()[0]
+            deadline = time.monotonic() + timeout
+            while not stop.wait(min(WATCH_INTERVAL, max(0.0, deadline - time.monotonic()))):
+                if conn.execute(version).fetchone()[0] != start or time.monotonic() >= deadline:
+                    return
+        except sqlite3.Error as exc:
+            raise BackendUnavailable(f"SQLite error: {exc}") from exc
 
 
 def _split_statements(sql: str) -> list[str]:
