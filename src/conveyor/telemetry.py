@@ -120,6 +120,10 @@ class InstrumentedBackend:
                 JOBS_CLAIMED.labels(job.task).inc()
         elif name == "complete" and isinstance(req, CompleteRequest) and result:
             self._finish(running, req.job_id, "succeeded")
+        elif name == "complete_many" and isinstance(req, list):
+            for item, done in zip(req, result, strict=False):
+                if done and isinstance(item, CompleteRequest):
+                    self._finish(running, item.job_id, "succeeded")
         elif name == "fail" and isinstance(req, FailRequest) and result is not None:
             self._finish(running, req.job_id, "failed" if result == JobState.FAILED else "retried")
         elif name == "cancel" and isinstance(req, CancelRequest):

@@ -34,6 +34,10 @@ Semantics every engine must follow:
   False / None) when the token does not match the running job (fencing).
   ``complete`` stores the result, finishes the job and moves every waiting dependent whose
   dependencies have all succeeded to queued (or scheduled if its run_at is in the future).
+* ``complete_many``: the same as calling ``complete`` for each request in order, but all in one
+  transaction / one script call (a worker acknowledges a batch of finished jobs with one round
+  trip and one commit). Each request is fenced on its own: a stale token refuses only that job
+  (False at its position of the answer), never the others. An empty list does nothing.
   ``fail`` with ``retry_delay`` None, or when attempts >= max_attempts, moves to failed;
   otherwise to scheduled at now + retry_delay. ``release`` puts the job back to queued and
   gives back the attempt (attempts -= 1).
@@ -251,6 +255,9 @@ class Backend(Protocol):
     async def heartbeat(self, req: HeartbeatRequest) -> dict[str, HeartbeatStatus]: ...
 
     async def complete(self, req: CompleteRequest) -> bool: ...
+
+    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
+        """Complete several jobs atomically; answer i is what ``complete(reqs[i])`` would answer."""
 
     async def fail(self, req: FailRequest) -> JobState | None:
         """The state the job moved to (scheduled or failed), None when fenced off."""

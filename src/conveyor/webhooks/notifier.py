@@ -2,7 +2,7 @@
 
 ``NotifyingBackend`` wraps the app's engine (``Conveyor._make_backend``), so every path that
 ends a job goes through it without the worker, the API or the CLI knowing about webhooks:
-``complete`` (succeeded), ``fail`` to ``failed``, ``reap_expired`` to ``failed`` (lease
+``complete`` / ``complete_many`` (succeeded), ``fail`` to ``failed``, ``reap_expired`` to ``failed`` (lease
 expired on the last attempt), ``cancel``. For each endpoint that wants the event it enqueues
 one ``conveyor.webhooks.deliver`` job with an idempotency key, so a duplicate notice makes no
 second delivery. The delivery job is then retried, dead-lettered and redriven like any job.
@@ -98,6 +98,13 @@ class NotifyingBackend:
         done = await self.inner.complete(req)
         if done:
             await self._ended(req.job_id)
+        return done
+
+    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
+        done = await self.inner.complete_many(reqs)
+        for req, ok in zip(reqs, done, strict=True):
+            if ok:
+                await self._ended(req.job_id)
         return done
 
     async def fail(self, req: FailRequest) -> JobState | None:

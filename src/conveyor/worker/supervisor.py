@@ -5,7 +5,9 @@ backend call; when nothing is claimable the loop sleeps in ``backend.wait_for_wo
 the engine's notification) instead of polling. One heartbeat call per interval extends every
 held lease; a job whose lease comes back ``canceled`` or ``lost`` is stopped (its executor is
 killed) and never completed. Only the supervisor talks to the engine about a job's outcome,
-always with the job's lease token, so a stale node is fenced off by the engine.
+always with the job's lease token, so a stale node is fenced off by the engine. Successes are
+acknowledged in batches (``acks.CompletionBatcher``: one ``complete_many`` transaction for all
+the jobs that finished meanwhile).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from conveyor.backend.protocol import (
 from conveyor.errors import BackendUnavailable, ConveyorError
 from conveyor.task import Task
 from conveyor.types import JobState
+from conveyor.worker.acks import CompletionBatcher
 from conveyor.worker.async_exec import run_async_task
 from conveyor.worker.autoscaler import Autoscaler
 from conveyor.worker.codec import Outcome, error_dict
@@ -41,6 +44,8 @@ from conveyor.worker.pool import ExecutorPool
 
 T = TypeVar("T")
 ENGINE_RETRY = 0.5
+CLAIM_LINGER = 0.005
+"""Longest wait for more slots to free up before claiming a partial batch (see ``_gather_capacity``)."""
 
 
 async def first_of(*aws: Coroutine[Any, Any, Any]) -> None:
@@ -66,12 +71,15 @@ class Worker:
         self.has_sync = not self.has_async or any(not t.is_async for t in app.tasks.values())
         self._sync_in_flight = 0
         self._async_in_flight = 0
+        self._settling = 0
+        """Jobs whose task returned and whose outcome is being recorded (their slot is free again)."""
         self._async_slots = asyncio.Semaphore(config.async_concurrency)
         self._capacity = asyncio.Event()
         self._draining = asyncio.Event()
         self._fast_stop = asyncio.Event()
         self._job_tasks: set[asyncio.Task[None]] = set()
         self._backend: Backend | None = None
+        self._acks: CompletionBatcher | None = None
 
     @property
     def backend(self) -> Backend:
@@ -88,13 +96,31 @@ class Worker:
         an executor than the pool has (a prefetch of at most one job per executor): a node
         does not hoard work other nodes could run.
         """
-        sync_free = 0 if self.pool.failing else self.pool.target - self._sync_in_flight
+        free = self._slot_capacity(self._sync_in_flight, self._async_in_flight)
+        return max(0, free - max(0, self._settling - self._settle_allowance()))
+
+    def _slot_capacity(self, sync_in_flight: int, async_in_flight: int) -> int:
+        if self.pool.failing and self.has_sync:
+            # Executors cannot start. A claim cannot ask for async jobs only, so a node that
+            # kept claiming would take sync jobs just to hand them back, over and over, while
+            # healthy nodes could run them: stop claiming until the pool boots again.
+            return 0
+        sync_free = self.pool.target - sync_in_flight
         if not self.has_async:
-            return max(0, sync_free)
-        async_free = self.config.async_concurrency - self._async_in_flight
+            return sync_free
+        async_free = self.config.async_concurrency - async_in_flight
         if not self.has_sync:
-            return max(0, async_free)
-        return max(0, min(sync_free + async_free, 2 * self.pool.target - self._sync_in_flight))
+            return async_free
+        return min(sync_free + async_free, 2 * self.pool.target - sync_in_flight)
+
+    def _settle_allowance(self) -> int:
+        """How many finished jobs may wait for their outcome to be written while new ones run.
+
+        A job's slot is free as soon as its task returns, so the next claim overlaps with the
+        write of the previous outcomes (one round trip saved per batch). At most one full set
+        of slots may be settling: a slow engine cannot make the node hoard leases.
+        """
+        return max(1, self._slot_capacity(0, 0))
 
     def _pool_changed(self) -> None:
         """Executors stopped (or resumed) booting: hand back sync jobs that cannot start."""
@@ -123,6 +149,7 @@ class Worker:
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
         self._backend = backend
+        self._acks = CompletionBatcher(backend.complete_many, self._engine)
         self.pool.start()
         log(
             "worker.start",
@@ -153,6 +180,8 @@ class Worker:
             await self._claim_loop()
             await self._drain()
         finally:
+            if self._acks is not None:
+                await self._acks.close()  # every outcome handed in is written before the node exits
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -201,6 +230,7 @@ class Worker:
                 self._capacity.clear()
                 await first_of(self._capacity.wait(), self._draining.wait())
                 continue
+            free = await self._gather_capacity(free)
             try:
                 jobs = await self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
             except Exception as exc:  # engine hiccup: back off, never crash the node
@@ -221,6 +251,28 @@ class Worker:
                 continue
             await first_of(self.backend.wait_for_work(cfg.queues, cfg.poll_interval), self._draining.wait())
 
+    async def _gather_capacity(self, free: int) -> int:
+        """Let a few more slots free up (at most ``CLAIM_LINGER``) before claiming a small batch.
+
+        Claiming as soon as one slot frees makes a busy node settle into claims (and then
+        acknowledgements) of one or two jobs: a round trip and a commit per job or two. Waiting
+        until half the slots are free, or a few milliseconds, claims in real batches. An idle
+        node (nothing executing) claims at once, so pickup latency does not change.
+        """
+        want = max(1, self._settle_allowance() // 2)
+        if free >= want or self._sync_in_flight + self._async_in_flight == 0:
+            return free
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_LINGER
+        while free < want and not self._draining.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._sync_in_flight + self._async_in_flight == 0:
+                break
+            self._capacity.clear()
+            await first_of(self._capacity.wait(), self._draining.wait(), asyncio.sleep(remaining))
+            free = self.free_capacity()
+        return free
+
     def _start(self, run: JobRun) -> None:
         task = self.app.tasks.get(run.job.task)
         is_async = task is not None and task.is_async
@@ -237,6 +289,19 @@ class Worker:
 
     async def _execute(self, run: JobRun, task: Task | None, is_async: bool) -> None:
         job = run.job
+        slot_held = True
+
+        def free_slot() -> None:
+            nonlocal slot_held
+            if slot_held:
+                slot_held = False
+                if is_async:
+                    self._async_in_flight -= 1
+                else:
+                    self._sync_in_flight -= 1
+                self._capacity.set()
+
+        settling = False
         try:
             if task is None:
                 msg = f"task {job.task!r} is not registered in this worker's app"
@@ -245,15 +310,21 @@ class Worker:
                 outcome = await self._run_async(run, task)
             else:
                 outcome = await self._run_sync(run)
+            # The task is over: its slot may take the next job while the outcome is written.
+            # The job stays in ``held`` (its lease is still heartbeaten) until it is recorded.
+            # A stopped job (handed back, canceled) keeps its slot until then, as before.
+            if outcome.kind != "stopped" and run.stop_reason is None:
+                settling = True
+                self._settling += 1
+                free_slot()
             await self._settle(run, outcome)
         except Exception:
             logging.getLogger("conveyor.worker").exception("job %s: supervisor error", job.id)
         finally:
             self.held.pop(job.id, None)
-            if is_async:
-                self._async_in_flight -= 1
-            else:
-                self._sync_in_flight -= 1
+            if settling:
+                self._settling -= 1
+            free_slot()
             self._capacity.set()
 
     async def _run_sync(self, run: JobRun) -> Outcome:
@@ -314,8 +385,8 @@ class Worker:
                 log("job.stopped", logging.WARNING, reason=run.stop_reason, **base)
             return
         if outcome.kind == "succeeded":
-            req = CompleteRequest(job.id, run.lease.token, outcome.result)
-            if await self._engine(lambda: self.backend.complete(req)):
+            assert self._acks is not None
+            if await self._acks.complete(CompleteRequest(job.id, run.lease.token, outcome.result)):
                 log("job.finish", outcome="succeeded", **base)
             else:
                 log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)

@@ -300,6 +300,39 @@ class PostgresBackend:
 
         return await self._run(run, "completing a job")
 
+    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
+        # A repeated (id, token) can succeed only once, as with sequential ``complete`` calls.
+        first: dict[tuple[str, str], CompleteRequest] = {}
+        for req in reqs:
+            first.setdefault((req.job_id, req.token), req)
+        unique = list(first.values())
+        if not unique:
+            return []
+        params = {
+            "off": self.clock_offset,
+            "ids": [r.job_id for r in unique],
+            "tokens": [r.token for r in unique],
+            "results": [serde.dumps(r.result) for r in unique],
+        }
+
+        async def run(conn: Conn) -> list[Row]:
+            rows = await _rows(conn, "complete_many", params)
+            for row in sorted(rows, key=lambda r: r["id"]):
+                if row["has_dependents"]:
+                    # Separate statements: each fresh snapshot sees dependents committed while
+                    # the UPDATE above waited for the row locks (as in ``complete``).
+                    await _rows(conn, "release_dependents", {"off": self.clock_offset, "id": row["id"]})
+            return rows
+
+        rows = await self._run(run, "completing jobs")
+        done = {(r["id"], r["token"]) for r in rows}
+        out: list[bool] = []
+        for req in reqs:
+            key = (req.job_id, req.token)
+            out.append(key in done)
+            done.discard(key)  # a duplicate later in the batch is refused, as a second complete is
+        return out
+
     async def fail(self, req: FailRequest) -> JobState | None:
         params = {
             "off": self.clock_offset,

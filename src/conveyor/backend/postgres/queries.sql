@@ -184,6 +184,29 @@ WITH done AS (
 )
 SELECT has_dependents FROM done
 
+-- name: complete_many
+-- One statement for a batch of (id, token, result): each row is fenced on its own token, so a
+-- stale request just matches nothing. Rows are locked in id order so two batches cannot deadlock.
+WITH req AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[]) AS r(id, token, result)
+), locked AS (
+    SELECT j.id, req.token, req.result FROM conveyor.jobs j JOIN req ON j.id = req.id AND j.lease_token = req.token
+    WHERE j.state = 'running'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), done AS (
+    UPDATE conveyor.jobs j
+    SET state = 'succeeded', result = locked.result, finished_at = conveyor.now(%(off)s),
+        updated_at = conveyor.now(%(off)s), lease_expires_at = NULL, progress = 1.0
+    FROM locked
+    WHERE j.id = locked.id AND j.lease_token = locked.token AND j.state = 'running'
+    RETURNING j.id, j.lease_token AS token, j.finished_at, j.has_dependents
+), ev AS (
+    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    SELECT id, finished_at, 'state', 'succeeded', '{}' FROM done ORDER BY id
+)
+SELECT id, token, has_dependents FROM done
+
 -- name: release_dependents
 WITH ready AS (
     SELECT j.id FROM conveyor.job_deps d JOIN conveyor.jobs j ON j.id = d.job_id

@@ -249,6 +249,14 @@ class RedisBackend:
     async def complete(self, req: CompleteRequest) -> bool:
         return bool(await self._script("complete", req.job_id, req.token, serde.dumps(req.result)))
 
+    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
+        if not reqs:
+            return []
+        args: list[str] = []
+        for req in reqs:
+            args += (req.job_id, req.token, serde.dumps(req.result))
+        return [bool(x) for x in await self._script("complete_many", *args)]
+
     async def fail(self, req: FailRequest) -> JobState | None:
         delay = "" if req.retry_delay is None else repr(float(req.retry_delay))
         state = await self._script("fail", req.job_id, req.token, serde.dumps(req.error), delay)

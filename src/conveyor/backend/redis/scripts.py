@@ -16,6 +16,7 @@ NAMES = (
     "claim",
     "heartbeat",
     "complete",
+    "complete_many",
     "fail",
     "release",
     "progress",

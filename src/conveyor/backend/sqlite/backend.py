@@ -480,18 +480,26 @@ class SQLiteBackend:
                 if released is not None:
                     self._event(conn, dep["job_id"], now, "state", released["state"])
 
-    async def complete(self, req: CompleteRequest) -> bool:
-        result = serde.dumps(req.result)
+    def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
+        params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
+        if conn.execute(SQL["complete"], params).fetchone() is None:
+            return False
+        self._event(conn, req.job_id, now, "state", "succeeded")
+        self._release_dependents(conn, req.job_id, now)
+        return True
 
-        def run(conn: sqlite3.Connection) -> bool:
+    async def complete(self, req: CompleteRequest) -> bool:
+        return (await self.complete_many([req]))[0]
+
+    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
+        if not reqs:
+            return []
+        results = [serde.dumps(req.result) for req in reqs]
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
             with self._tx(conn):
                 now = self._clock()
-                params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
-                if conn.execute(SQL["complete"], params).fetchone() is None:
-                    return False
-                self._event(conn, req.job_id, now, "state", "succeeded")
-                self._release_dependents(conn, req.job_id, now)
-                return True
+                return [self._complete_one(conn, req, result, now) for req, result in zip(reqs, results, strict=True)]
 
         return await self._run(run)
 
