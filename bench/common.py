@@ -61,42 +61,100 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants in MiB: a worker node's supervisor plus its children."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        value = rss_mb(current)
+        if value == value:  # not NaN: the process still exists
+            total += value
+        todo.extend(children.get(current, []))
+    return total
+
+
 def machine() -> dict[str, object]:
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    info: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_save": os.getloadavg(),
+    }
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in handle if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return info
 
 
 def table(measurements: list[Measurement], baseline: str = "conveyor") -> str:
-    """A Markdown table: one row per metric, one column per system, medians and ratio vs baseline."""
+    """A Markdown table: one row per metric, one column per system, medians and ratio vs baseline.
+
+    The ratio in brackets is how many times better Conveyor is on that row (above 1: Conveyor
+    wins; below 1: the other system wins), whichever direction "better" is for the metric.
+    """
     metrics: dict[tuple[str, str], dict[str, Measurement]] = {}
     for m in measurements:
         metrics.setdefault((m.engine, m.metric), {})[m.system] = m
-    systems = sorted({m.system for m in measurements}, key=lambda s: (s != baseline, s))
-    lines = ["| engine | metric | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]
+    systems = sorted({m.system for m in measurements}, key=lambda s: (not s.startswith(baseline), s))
+    lines = ["| engine | metric | " + " | ".join(systems) + " |", "|---|---|" + "---:|" * len(systems)]
     for (engine, metric), by_system in metrics.items():
         base = by_system.get(baseline)
+        unit = next((x.unit for x in by_system.values() if x.unit), "")
         cells = []
         for system in systems:
-            m = by_system.get(system)
-            if m is None or not m.values:
+            got = by_system.get(system)
+            if got is None or not got.values:
                 cells.append("-")
                 continue
-            cell = f"{m.median:,.1f}{m.unit and ' ' + m.unit}"
-            if base is not None and system != baseline and base.values and m.median:
-                ratio = base.median / m.median if m.higher_is_better else m.median / base.median
-                cell += f" (conveyor x{ratio:.2f})"
+            cell = _fmt(got.median)
+            if base is not None and not system.startswith(baseline) and base.values and got.median and base.median:
+                ratio = base.median / got.median if got.higher_is_better else got.median / base.median
+                cell += f" (x{ratio:.2f})"
             cells.append(cell)
-        lines.append(f"| {engine} | {metric} | " + " | ".join(cells) + " |")
+        label = f"{metric} ({unit})" if unit else metric
+        lines.append(f"| {engine} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def save(name: str, measurements: list[Measurement]) -> Path:
-    """Write raw repeats and medians to bench/results/<name>.json."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+def _fmt(value: float) -> str:
+    if value != value:
+        return "nan"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def save(
+    name: str,
+    measurements: list[Measurement],
+    *,
+    directory: Path | None = None,
+    extra: dict[str, object] | None = None,
+) -> Path:
+    """Write raw repeats and medians to bench/results/<name>.json (or ``directory``)."""
+    directory = directory or RESULTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     payload = {
         "machine": machine(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "measurements": [asdict(m) | {"median": m.median} for m in measurements],
+        **(extra or {}),
     }
     path.write_text(json.dumps(payload, indent=2))
     return path

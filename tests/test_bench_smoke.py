@@ -1,0 +1,61 @@
+"""Smoke-run the benchmark harness in quick mode: it must produce a result file with every metric.
+
+This never asserts a speed: the machine is shared and numbers vary; it checks that the harness
+still drives a real worker end to end and writes what docs/benchmarks.md describes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.engines import IN_CI, _reachable, engine_built
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = {
+    "enqueue_single_per_s",
+    "enqueue_batch_per_s",
+    "drain_1proc_per_s",
+    "drain_2proc_per_s",
+    "pickup_p50_ms",
+    "pickup_p99_ms",
+    "worker_rss_mb",
+}
+SERVERS = {"postgres": 5432, "redis": 6379}
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def run_quick(engine: str, results: Path) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "bench", "--quick", "--engine", engine, "--systems", "conveyor"]
+    cmd += ["--results-dir", str(results), "--no-install"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, env=os.environ.copy())
+    log = results / f"{engine}.log"
+    detail = proc.stdout + proc.stderr + (log.read_text()[-4000:] if log.exists() else "")
+    assert proc.returncode == 0, detail
+    payload = json.loads((results / f"{engine}.json").read_text())
+    assert (results / f"{engine}.md").exists()
+    found = {m["metric"]: m["median"] for m in payload["measurements"] if m["system"] == "conveyor"}
+    assert found.keys() >= EXPECTED, f"missing {EXPECTED - found.keys()}\n{detail}"
+    return found
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", "redis"])
+def test_quick_bench_produces_every_metric(engine: str, tmp_path: Path) -> None:
+    if not engine_built(engine):
+        pytest.skip(f"{engine} engine not implemented in this tree")
+    port = SERVERS.get(engine)
+    if port and not _reachable("127.0.0.1", port):
+        if IN_CI:
+            pytest.fail(f"{engine} server required in CI")
+        pytest.skip(f"{engine} server not running")
+    found = run_quick(engine, tmp_path)
+    # rates and latencies are real measurements: positive, finite numbers
+    for metric in EXPECTED:
+        value = found[metric]
+        assert value > 0 and value == value and value != float("inf"), (metric, value)
