@@ -1,45 +1,10 @@
-"""Turn rows of ``conveyor.jobs`` and ``conveyor.job_events`` into the shared dataclasses."""
-
-from __future__ import annotations
+"""Rows of ``conveyor.jobs`` and ``conveyor.job_events``: the mapping is shared with SQLite."""
 
 from typing import Any
 
-from conveyor import serde
-from conveyor.types import Artifact, Job, JobEvent, JobState, RetryPolicy
+from conveyor.backend.rows import row_to_event, row_to_job
 
 Row = dict[str, Any]
+"""What psycopg's dict_row factory returns."""
 
-
-def row_to_job(row: Row) -> Job:
-    return Job(
-        id=row["id"],
-        task=row["task"],
-        queue=row["queue"],
-        tenant=row["tenant"],
-        args=serde.loads(row["args"]),
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        timeout=row["timeout"],
-        retry=RetryPolicy.from_dict(serde.loads(row["retry"])),
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
-        result=serde.loads(row["result"]),
-        error=serde.loads(row["error"]),
-        idempotency_key=row["idempotency_key"],
-        depends_on=serde.loads(row["depends_on"]),
-        artifacts=[Artifact.from_dict(a) for a in serde.loads(row["artifacts"])],
-    )
-
-
-def row_to_event(row: Row) -> JobEvent:
-    return JobEvent(row["seq"], row["job_id"], row["at"], row["type"], JobState(row["state"]), serde.loads(row["data"]))
+__all__ = ["Row", "row_to_event", "row_to_job"]

@@ -40,6 +40,7 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
 )
+from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
 from conveyor.errors import (
     BackendUnavailable,
@@ -52,12 +53,10 @@ from conveyor.errors import (
     QueueFull,
 )
 from conveyor.types import (
-    Artifact,
     Job,
     JobEvent,
     JobState,
     QueueStats,
-    RetryPolicy,
     new_job_id,
 )
 
@@ -78,37 +77,6 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
         raise ConfigError(f"sqlite URL needs a file path, e.g. sqlite:///var/conveyor.db (got {url!r})")
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return path, options
-
-
-def row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        task=row["task"],
-        queue=row["queue"],
-        tenant=row["tenant"],
-        args=serde.loads(row["args"]),
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        timeout=row["timeout"],
-        retry=RetryPolicy.from_dict(serde.loads(row["retry"])),
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_token=row["lease_token"],
-        lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"],
-        progress=row["progress"],
-        progress_message=row["progress_message"],
-        result=serde.loads(row["result"]),
-        error=serde.loads(row["error"]),
-        idempotency_key=row["idempotency_key"],
-        depends_on=serde.loads(row["depends_on"]),
-        artifacts=[Artifact.from_dict(a) for a in serde.loads(row["artifacts"])],
-    )
 
 
 class SQLiteBackend:
@@ -411,10 +379,7 @@ class SQLiteBackend:
     async def events(self, req: EventsRequest) -> list[JobEvent]:
         def run(conn: sqlite3.Connection) -> list[JobEvent]:
             rows = conn.execute(SQL["events"], {"job_id": req.job_id, "after_seq": req.after_seq, "limit": req.limit})
-            return [
-                JobEvent(r["seq"], r["job_id"], r["at"], r["type"], JobState(r["state"]), serde.loads(r["data"]))
-                for r in rows
-            ]
+            return [row_to_event(r) for r in rows]
 
         return await self._run(run)
 
