@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -92,6 +93,7 @@ def one_run(engine: str, args: argparse.Namespace, log: Path) -> dict[str, float
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
             ns.teardown()
+            shutil.rmtree(workdir, ignore_errors=True)
     return metrics
 
 

@@ -55,6 +55,10 @@ from conveyor.errors import (
 from conveyor.types import Job, JobEvent, JobState, QueueStats, new_lease_token
 
 SCHEMA_VERSION = "redis-layout-v1"
+MAX_CONNECTIONS = 64
+"""Connections per engine instance (per process and event loop)."""
+POOL_WAIT = 10.0
+"""Seconds a call waits for a free pooled connection before BackendUnavailable."""
 _TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
 
 
@@ -83,14 +87,19 @@ class RedisBackend:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _connect(self, socket_timeout: float | None) -> aioredis.Redis:
-        return aioredis.Redis.from_url(
+        # A blocking pool: past MAX_CONNECTIONS a call waits for a free connection instead of
+        # failing (an API under a burst of submits must queue them, not answer 503).
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.redis_url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT,
             decode_responses=True,
             retry=Retry(NoBackoff(), 0),
             socket_timeout=socket_timeout,
             socket_connect_timeout=2.0,
             health_check_interval=5,
         )
+        return aioredis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
 
     def _ensure_client(self) -> aioredis.Redis:
         if self._client is None:
