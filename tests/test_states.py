@@ -11,7 +11,17 @@ import itertools
 import pytest
 
 from conveyor.errors import InvalidTransition
-from conveyor.states import TRANSITIONS, Action, is_legal, next_state, sources
+from conveyor.states import (
+    TRANSITIONS,
+    Action,
+    after_expiry,
+    after_failure,
+    initial_state,
+    initial_state_table,
+    is_legal,
+    next_state,
+    sources,
+)
 from conveyor.types import PENDING_STATES, TERMINAL_STATES, JobState
 
 W, S, Q, R = JobState.WAITING, JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING
@@ -140,3 +150,43 @@ def test_state_and_action_values_are_stable_strings() -> None:
         "redrive",
     }
     assert str(JobState.RUNNING) == "running"
+
+
+# -- decisions: the lifecycle's policy, decided once in states.py ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "retryable", "expected"),
+    [
+        (1, 3, True, S),
+        (2, 3, True, S),
+        (3, 3, True, FAILED),
+        (4, 3, True, FAILED),
+        (1, 3, False, FAILED),
+        (1, 1, True, FAILED),
+    ],
+)
+def test_after_failure(attempts: int, max_attempts: int, retryable: bool, expected: JobState) -> None:
+    assert after_failure(attempts, max_attempts, retryable=retryable) is expected
+
+
+@pytest.mark.parametrize(
+    ("attempts", "max_attempts", "expected"), [(1, 3, Q), (2, 3, Q), (3, 3, FAILED), (1, 1, FAILED)]
+)
+def test_after_expiry(attempts: int, max_attempts: int, expected: JobState) -> None:
+    assert after_expiry(attempts, max_attempts) is expected
+
+
+def test_initial_state_and_its_table_agree() -> None:
+    assert initial_state(canceled_dependency=True, unfinished_dependencies=2, due=False) is CANCELED
+    assert initial_state(canceled_dependency=False, unfinished_dependencies=1, due=True) is W
+    assert initial_state(canceled_dependency=False, unfinished_dependencies=0, due=True) is Q
+    assert initial_state(canceled_dependency=False, unfinished_dependencies=0, due=False) is S
+    assert initial_state_table() == {"canceled": CANCELED, "waiting": W, "due": Q, "future": S}
+
+
+def test_every_decision_is_a_legal_transition() -> None:
+    for attempts in range(0, 5):
+        for retryable in (True, False):
+            assert is_legal(R, Action.RETRY if after_failure(attempts, 3, retryable=retryable) is S else Action.FAIL)
+        assert after_expiry(attempts, 3) in (Q, FAILED)

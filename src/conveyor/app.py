@@ -31,7 +31,7 @@ from conveyor.backend.protocol import (
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
-from conveyor.types import DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
+from conveyor.types import DEFAULT_MAX_ATTEMPTS, DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
 
 if TYPE_CHECKING:
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
@@ -107,7 +107,7 @@ class Conveyor:
         *,
         name: str | None = None,
         queue: str = "default",
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         priority: int = 0,
@@ -120,7 +120,7 @@ class Conveyor:
         *,
         name: str | None = None,
         queue: str = "default",
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout: float | None = None,
         retry: RetryPolicy | None = None,
         priority: int = 0,

@@ -1,8 +1,9 @@
 """The one transition table of the job lifecycle (DESIGN §1).
 
 Backends implement transitions atomically in their own language (SQL, Lua) but they never
-decide what is legal: the conformance suite and the property test check every engine
-against this table.
+decide what is legal or where a job goes next: the decisions below (``initial_state``,
+``after_failure``, ``after_expiry``) are made here, at runtime, and handed to the engine as the
+target state. The conformance suite and the property test check every engine against this table.
 """
 
 from __future__ import annotations
@@ -68,3 +69,70 @@ def is_legal(state: JobState, action: Action) -> bool:
 def sources(action: Action) -> frozenset[JobState]:
     """States from which ``action`` is legal (what a backend's WHERE clause must test)."""
     return frozenset(s for (s, a) in TRANSITIONS if a is action)
+
+
+# -- decisions -------------------------------------------------------------------------------
+# The lifecycle's policy, decided once here and applied by every engine as a conditional write
+# ("set X if running with this token"), as River's JobSetStateIfRunning does. Engines never
+# re-derive these rules; what they must decide inside a transaction for atomicity (claim order,
+# dependency release) is named in backend/protocol.py.
+
+
+def attempts_exhausted(attempts: int, max_attempts: int) -> bool:
+    """True once a job has been claimed ``max_attempts`` times: no attempt is left.
+
+    Attempts are counted at claim time (DESIGN §1), so a job that kills every worker that
+    touches it still reaches this point and is dead-lettered instead of looping forever.
+    """
+    return attempts >= max_attempts
+
+
+def initial_state(*, canceled_dependency: bool, unfinished_dependencies: int, due: bool) -> JobState:
+    """The state a new job starts in.
+
+    A canceled dependency can never succeed, so the job is canceled at once; unfinished
+    dependencies make it wait; otherwise it is queued when due, scheduled when its run_at lies
+    in the engine's future.
+    """
+    if canceled_dependency:
+        return CANCELED
+    if unfinished_dependencies > 0:
+        return W
+    return Q if due else S
+
+
+def initial_state_table() -> dict[str, JobState]:
+    """``initial_state`` for each combination of facts an engine script can observe.
+
+    An engine that cannot call Python inside its atomic step (a Redis Lua script) receives this
+    table and looks the state up by the facts it found (``canceled``, ``waiting``, ``due``,
+    ``future``), so the rule itself stays here.
+    """
+    return {
+        "canceled": initial_state(canceled_dependency=True, unfinished_dependencies=0, due=True),
+        "waiting": initial_state(canceled_dependency=False, unfinished_dependencies=1, due=True),
+        "due": initial_state(canceled_dependency=False, unfinished_dependencies=0, due=True),
+        "future": initial_state(canceled_dependency=False, unfinished_dependencies=0, due=False),
+    }
+
+
+def after_failure(attempts: int, max_attempts: int, *, retryable: bool) -> JobState:
+    """Where a running job goes when its attempt raised: retried later, or dead-lettered.
+
+    ``retryable`` is False for errors a retry cannot fix (invalid input, a task that said so).
+    """
+    if not retryable or attempts_exhausted(attempts, max_attempts):
+        return next_state(R, Action.FAIL)
+    return next_state(R, Action.RETRY)
+
+
+def after_expiry(attempts: int, max_attempts: int) -> JobState:
+    """Where a running job goes when its lease expired (its worker crashed or stalled)."""
+    if attempts_exhausted(attempts, max_attempts):
+        return next_state(R, Action.EXPIRE_FAIL)
+    return next_state(R, Action.EXPIRE_REQUEUE)
+
+
+def lease_expired_error(attempt: int) -> dict[str, str]:
+    """The error recorded on a job whose worker lost its lease during ``attempt``."""
+    return {"type": "LeaseExpired", "message": f"worker lost the lease during attempt {attempt} (crashed or stalled)"}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from conveyor.errors import InvalidArguments
-from conveyor.types import Job, RetryPolicy
+from conveyor.types import DEFAULT_MAX_ATTEMPTS, Job, RetryPolicy
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -28,7 +28,7 @@ class TaskOptions:
     """How jobs of a task run unless a call overrides it."""
 
     queue: str = "default"
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     priority: int = 0

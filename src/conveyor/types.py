@@ -19,6 +19,8 @@ JSONValue = Any
 """Anything `serde.dumps` accepts: dicts, lists, str, int, float, bool, None."""
 
 DEFAULT_TENANT = "default"
+DEFAULT_MAX_ATTEMPTS = 3
+"""Claims a job gets before it is dead-lettered, unless its task or submit says otherwise."""
 
 
 class JobState(enum.StrEnum):
@@ -154,7 +156,7 @@ class Job:
     tenant: str = DEFAULT_TENANT
     priority: int = 0
     attempts: int = 0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     run_at: float = 0.0

@@ -21,7 +21,7 @@ import pytest
 
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import ClaimRequest, EnqueueRequest, FailRequest
-from conveyor.types import Job
+from conveyor.types import Job, JobState
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_APP = "examples.app:app"
@@ -157,6 +157,6 @@ def make_failed(app: Conveyor, queue: str, task: str = "flaky", message: str = "
     claimed = claim_one(app, queue)
     assert claimed.id == job.id
     error = {"type": "OSError", "message": message}
-    state = app.run_sync(lambda b: b.fail(FailRequest(job.id, claimed.lease_token or "", error, None)))
+    state = app.run_sync(lambda b: b.fail(FailRequest(job.id, claimed.lease_token or "", error, JobState.FAILED)))
     assert state is not None and state.value == "failed"
     return job

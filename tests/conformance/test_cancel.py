@@ -16,6 +16,7 @@ from conveyor.backend.protocol import (
     RedriveRequest,
 )
 from conveyor.errors import InvalidTransition, JobNotFound
+from conveyor.reaper import reap_expired
 from conveyor.types import Job, JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch, requires, state_of
 
@@ -29,7 +30,7 @@ async def dead_letter(backend: Backend, **kw: object) -> Job:
     claimed = await claim_one(backend, queue)
     assert claimed.id == job.id
     err = {"type": "Poison", "message": "bad input"}
-    assert await backend.fail(FailRequest(job.id, claimed.lease_token or "", err, None)) is JobState.FAILED
+    assert await backend.fail(FailRequest(job.id, claimed.lease_token or "", err, JobState.FAILED)) is JobState.FAILED
     return job
 
 
@@ -57,13 +58,13 @@ async def test_cancel_running_fences_the_worker(backend: Backend) -> None:
     assert (await backend.cancel(CancelRequest(job.id))).state is JobState.CANCELED
     assert await backend.heartbeat(HeartbeatRequest((Lease(job.id, token),))) == {job.id: "canceled"}
     assert await backend.complete(CompleteRequest(job.id, token, "late")) is False
-    assert await backend.fail(FailRequest(job.id, token, {"type": "X"}, 1)) is None
+    assert await backend.fail(FailRequest(job.id, token, {"type": "X"}, JobState.SCHEDULED, 1)) is None
     assert await backend.progress(ProgressRequest(job.id, token, 0.5)) is False
     stored = await backend.get(job.id)
     assert stored is not None and stored.state is JobState.CANCELED and stored.result is None
     # A canceled job is not reaped back to life when its old lease runs out.
     backend.clock_offset = 1000
-    assert await backend.reap_expired() == []
+    assert await reap_expired(backend) == []
     assert await state_of(backend, job.id) == "canceled"
 
 
@@ -77,7 +78,7 @@ async def test_cancel_a_terminal_job_is_invalid(backend: Backend, outcome: str) 
         if outcome == "succeeded":
             await backend.complete(CompleteRequest(job.id, claimed.lease_token or "", 1))
         else:
-            await backend.fail(FailRequest(job.id, claimed.lease_token or "", {"type": "X"}, None))
+            await backend.fail(FailRequest(job.id, claimed.lease_token or "", {"type": "X"}, JobState.FAILED))
     with pytest.raises(InvalidTransition):
         await backend.cancel(CancelRequest(job.id))
     assert await state_of(backend, job.id) == outcome

@@ -18,6 +18,7 @@ from conveyor.backend.protocol import (
     ProgressRequest,
     ReleaseRequest,
 )
+from conveyor.reaper import reap_expired
 from conveyor.types import Artifact, Job, JobState
 from tests.conformance.conftest import OpenBackend, claim, claim_one, enqueue, fetch, req
 
@@ -176,9 +177,9 @@ async def test_heartbeat_keeps_a_job_from_being_reaped(backend: Backend) -> None
     for step in range(1, 5):
         backend.clock_offset = 20.0 * step
         assert await backend.heartbeat(HeartbeatRequest((Lease(job.id, job.lease_token or ""),), 30)) == {job.id: "ok"}
-        assert await backend.reap_expired() == []
+        assert await reap_expired(backend) == []
     backend.clock_offset = 80.0 + 31
-    assert await backend.reap_expired() == [job.id]
+    assert await reap_expired(backend) == [job.id]
 
 
 async def test_empty_heartbeat(backend: Backend) -> None:
@@ -269,7 +270,7 @@ async def test_stale_token_is_refused_everywhere_after_takeover(backend: Backend
     await enqueue(backend, max_attempts=3)
     a = await claim_one(backend, lease=30, worker="A")
     backend.clock_offset = 31.0
-    assert await backend.reap_expired() == [a.id]
+    assert await reap_expired(backend) == [a.id]
     b = await claim_one(backend, lease=30, worker="B")
     assert b.id == a.id and b.attempts == 2
     assert b.lease_token != a.lease_token
@@ -279,7 +280,7 @@ async def test_stale_token_is_refused_everywhere_after_takeover(backend: Backend
     assert await backend.progress(ProgressRequest(a.id, stale, 0.99, "A")) is False
     pdf = Artifact("a.pdf", 1, "application/pdf", "file:///a.pdf")
     assert await backend.add_artifact(ArtifactRequest(a.id, stale, pdf)) is False
-    assert await backend.fail(FailRequest(a.id, stale, {"type": "Boom", "message": "A"}, retry_delay=1)) is None
+    assert await backend.fail(FailRequest(a.id, stale, {"type": "Boom", "message": "A"}, JobState.SCHEDULED, 1)) is None
     assert await backend.release(ReleaseRequest(a.id, stale)) is False
     assert await backend.complete(CompleteRequest(a.id, stale, {"by": "A"})) is False
 
@@ -300,7 +301,7 @@ async def test_token_of_one_job_does_not_open_another(backend: Backend) -> None:
     await enqueue(backend)
     a, b = await claim(backend, limit=2)
     assert await backend.complete(CompleteRequest(a.id, b.lease_token or "")) is False
-    assert await backend.fail(FailRequest(b.id, a.lease_token or "", {"type": "X"}, None)) is None
+    assert await backend.fail(FailRequest(b.id, a.lease_token or "", {"type": "X"}, JobState.FAILED)) is None
     assert {j.state for j in [await backend.get(a.id), await backend.get(b.id)] if j} == {JobState.RUNNING}
 
 
@@ -308,12 +309,12 @@ async def test_writes_on_jobs_that_are_not_running_are_refused(backend: Backend)
     queued = await enqueue(backend)
     for token in ("", "anything"):
         assert await backend.complete(CompleteRequest(queued.id, token)) is False
-        assert await backend.fail(FailRequest(queued.id, token, {"type": "X"}, None)) is None
+        assert await backend.fail(FailRequest(queued.id, token, {"type": "X"}, JobState.FAILED)) is None
         assert await backend.progress(ProgressRequest(queued.id, token, 0.5)) is False
         assert await backend.release(ReleaseRequest(queued.id, token)) is False
     unknown = "0190a5e0-0000-7000-8000-00000000ffff"
     assert await backend.complete(CompleteRequest(unknown, "t")) is False
-    assert await backend.fail(FailRequest(unknown, "t", {"type": "X"}, 1.0)) is None
+    assert await backend.fail(FailRequest(unknown, "t", {"type": "X"}, JobState.SCHEDULED, 1.0)) is None
     assert (await fetch(backend, queued.id)).state is JobState.QUEUED
 
 
@@ -377,7 +378,7 @@ async def test_concurrent_completes_and_reclaims_stay_consistent(backend: Backen
                 if await instance.complete(CompleteRequest(job.id, job.lease_token or "", index)):
                     completed[job.id] += 1
 
-    await asyncio.gather(*(work(i, w) for i, w in enumerate(workers)), backend.reap_expired())
+    await asyncio.gather(*(work(i, w) for i, w in enumerate(workers)), reap_expired(backend))
     assert len(completed) == 60 and set(completed.values()) == {1}
     stats = {s.queue: s for s in await backend.queue_stats()}
     assert stats["default"].counts["succeeded"] == 60

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from conveyor.backend import Backend
 from conveyor.backend.protocol import CancelRequest, CompleteRequest, EventsRequest
+from conveyor.reaper import reap_expired
 from conveyor.types import JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch, requires, state_of
 
@@ -61,7 +62,7 @@ async def test_stale_token_after_reclaim_is_refused_without_touching_the_new_hol
     old = await claim_one(backend, lease=30, worker="A")
     assert old.id == first.id
     backend.clock_offset = 31.0
-    assert await backend.reap_expired() == [first.id]
+    assert await reap_expired(backend) == [first.id]
     new = await claim_one(backend, lease=30, worker="B")
     assert new.id == first.id and new.lease_token != old.lease_token
     sibling = await claim_one(backend, lease=30, worker="A")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from conveyor import states
 from conveyor.backend import Backend
 from conveyor.backend.protocol import CompleteRequest, FailRequest
-from conveyor.types import JobState
+from conveyor.reaper import reap_expired
+from conveyor.types import Job, JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch
 
 BOOM = {"type": "ValueError", "message": "boom", "traceback": "Traceback ...\nValueError: boom"}
@@ -14,7 +16,10 @@ async def test_fail_with_retry_schedules_the_next_attempt(backend: Backend) -> N
     await enqueue(backend, max_attempts=3)
     job = await claim_one(backend)
     now = await backend.now()
-    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, retry_delay=100)) is JobState.SCHEDULED
+    assert (
+        await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.SCHEDULED, 100))
+        is JobState.SCHEDULED
+    )
     stored = await backend.get(job.id)
     assert stored is not None
     assert stored.state is JobState.SCHEDULED
@@ -34,43 +39,63 @@ async def test_fail_with_retry_schedules_the_next_attempt(backend: Backend) -> N
 async def test_fail_with_zero_delay_is_claimable_at_once(backend: Backend) -> None:
     await enqueue(backend)
     job = await claim_one(backend)
-    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, retry_delay=0)) is JobState.SCHEDULED
+    assert (
+        await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.SCHEDULED, 0))
+        is JobState.SCHEDULED
+    )
     assert (await claim_one(backend)).attempts == 2
 
 
 async def test_fail_without_retry_dead_letters(backend: Backend) -> None:
     await enqueue(backend, max_attempts=5)
     job = await claim_one(backend)
-    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, retry_delay=None)) is JobState.FAILED
+    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.FAILED)) is JobState.FAILED
     stored = await backend.get(job.id)
     assert stored is not None
     assert (stored.state, stored.attempts, stored.error) == (JobState.FAILED, 1, BOOM)
     assert stored.finished_at is not None
     assert await claim(backend) == []
     # Fenced off now: a second report is refused.
-    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, retry_delay=None)) is None
+    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.FAILED)) is None
+
+
+def decided(job: Job, delay: float) -> FailRequest:
+    """The failure report a worker sends: the lifecycle (states.after_failure) picks the state."""
+    state = states.after_failure(job.attempts, job.max_attempts, retryable=True)
+    return FailRequest(job.id, job.lease_token or "", BOOM, state, delay)
 
 
 async def test_attempts_exhausted_dead_letters_even_with_a_retry_delay(backend: Backend) -> None:
     await enqueue(backend, max_attempts=2)
     first = await claim_one(backend)
-    assert await backend.fail(FailRequest(first.id, first.lease_token or "", BOOM, 0)) is JobState.SCHEDULED
+    assert await backend.fail(decided(first, 0)) is JobState.SCHEDULED
     second = await claim_one(backend)
     assert second.attempts == 2
-    assert await backend.fail(FailRequest(second.id, second.lease_token or "", BOOM, 0)) is JobState.FAILED
+    assert await backend.fail(decided(second, 0)) is JobState.FAILED
     assert (await fetch(backend, first.id)).state is JobState.FAILED
 
 
 async def test_max_attempts_one_never_retries(backend: Backend) -> None:
     await enqueue(backend, max_attempts=1)
     job = await claim_one(backend)
-    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, 5.0)) is JobState.FAILED
+    assert await backend.fail(decided(job, 5.0)) is JobState.FAILED
+
+
+async def test_the_engine_applies_the_decided_state_not_its_own(backend: Backend) -> None:
+    """A retry decided for a job that has attempts left is stored as decided, and so is a dead
+    letter decided while attempts remain (a non-retryable error): the engine never re-derives."""
+    await enqueue(backend, max_attempts=1)
+    job = await claim_one(backend)
+    # attempts exhausted, yet the caller decided a retry (e.g. a policy that grants one more): applied
+    assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.SCHEDULED, 0)) is (
+        JobState.SCHEDULED
+    )
 
 
 async def test_complete_after_a_retry(backend: Backend) -> None:
     await enqueue(backend, max_attempts=3)
     first = await claim_one(backend)
-    await backend.fail(FailRequest(first.id, first.lease_token or "", BOOM, 0))
+    await backend.fail(FailRequest(first.id, first.lease_token or "", BOOM, JobState.SCHEDULED, 0))
     second = await claim_one(backend)
     assert await backend.complete(CompleteRequest(second.id, second.lease_token or "", "ok"))
     assert await backend.complete(CompleteRequest(first.id, first.lease_token or "", "stale")) is False
@@ -85,17 +110,17 @@ async def test_reap_requeues_an_expired_lease(backend: Backend) -> None:
     await enqueue(backend, max_attempts=3)
     job = await claim_one(backend, lease=30)
     backend.clock_offset = 20
-    assert await backend.reap_expired() == []
+    assert await reap_expired(backend) == []
     assert (await fetch(backend, job.id)).state is JobState.RUNNING
     backend.clock_offset = 31
-    assert await backend.reap_expired() == [job.id]
+    assert await reap_expired(backend) == [job.id]
     stored = await backend.get(job.id)
     assert stored is not None
     assert stored.state is JobState.QUEUED
     assert stored.attempts == 1  # the lost attempt counts
     assert stored.error is not None and stored.error["type"] == "LeaseExpired"
     assert stored.lease_expires_at is None
-    assert await backend.reap_expired() == []
+    assert await reap_expired(backend) == []
     assert (await claim_one(backend)).attempts == 2
 
 
@@ -106,7 +131,7 @@ async def test_reap_fails_a_job_whose_attempts_are_exhausted(backend: Backend) -
         claimed = await claim_one(backend, lease=10)
         assert claimed.attempts == attempt
         backend.clock_offset += 11
-        assert await backend.reap_expired() == [job.id]
+        assert await reap_expired(backend) == [job.id]
     stored = await backend.get(job.id)
     assert stored is not None
     assert stored.state is JobState.FAILED
@@ -122,7 +147,7 @@ async def test_reap_only_touches_expired_leases(backend: Backend) -> None:
     short = await claim_one(backend, lease=10)
     long = await claim_one(backend, lease=100)
     backend.clock_offset = 50
-    assert await backend.reap_expired() == [short.id]
+    assert await reap_expired(backend) == [short.id]
     assert (await fetch(backend, long.id)).state is JobState.RUNNING
     stats = {s.queue: s for s in await backend.queue_stats()}["default"]
     assert (stats.counts["queued"], stats.counts["running"]) == (2, 1)
@@ -134,4 +159,4 @@ async def test_reap_returns_every_expired_job_across_queues(backend: Backend) ->
         await enqueue(backend, queue=queue)
         ids.add((await claim_one(backend, queue, lease=5)).id)
     backend.clock_offset = 6
-    assert set(await backend.reap_expired()) == ids
+    assert set(await reap_expired(backend)) == ids

@@ -90,7 +90,7 @@ async def test_queue_stats_counts_every_state(backend: Backend) -> None:
     ok = await claim_one(backend)
     await backend.complete(CompleteRequest(ok.id, ok.lease_token or ""))
     bad = await claim_one(backend)
-    await backend.fail(FailRequest(bad.id, bad.lease_token or "", {"type": "X"}, None))
+    await backend.fail(FailRequest(bad.id, bad.lease_token or "", {"type": "X"}, JobState.FAILED))
     await claim_one(backend)
     canceled = await enqueue(backend)
     await backend.cancel(CancelRequest(canceled.id))
@@ -138,7 +138,9 @@ async def test_events_record_the_lifecycle(backend: Backend) -> None:
     job = await enqueue(backend, max_attempts=2)
     first = await claim_one(backend)
     await backend.progress(ProgressRequest(job.id, first.lease_token or "", 0.5, "half"))
-    await backend.fail(FailRequest(job.id, first.lease_token or "", {"type": "X", "message": "m"}, 0))
+    await backend.fail(
+        FailRequest(job.id, first.lease_token or "", {"type": "X", "message": "m"}, JobState.SCHEDULED, 0)
+    )
     second = await claim_one(backend)
     await backend.complete(CompleteRequest(job.id, second.lease_token or "", 42))
     everything = await backend.events(EventsRequest(job.id))
@@ -282,7 +284,7 @@ async def test_drain_stats_counts_recent_finishes(backend: Backend) -> None:
         await backend.complete(CompleteRequest(job.id, job.lease_token or ""))
     await enqueue(backend, queue="other")
     job = await claim_one(backend, "other")
-    await backend.fail(FailRequest(job.id, job.lease_token or "", {"type": "X"}, None))
+    await backend.fail(FailRequest(job.id, job.lease_token or "", {"type": "X"}, JobState.FAILED))
     assert await backend.drain_stats("default", 60) == 2
     assert await backend.drain_stats("other", 60) == 1
     assert await backend.drain_stats("nothing", 60) == 0

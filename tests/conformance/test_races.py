@@ -19,6 +19,7 @@ from conveyor.backend.protocol import (
     RedriveRequest,
 )
 from conveyor.errors import InvalidTransition, QueueFull
+from conveyor.reaper import reap_expired
 from conveyor.types import Job, JobState
 from tests.conformance.conftest import OpenBackend, fetch, req, requires
 
@@ -57,7 +58,7 @@ async def test_reap_racing_complete(backend: Backend, open_backend: OpenBackend)
             out[job.id] = await holder.complete(CompleteRequest(job.id, job.lease_token or "", "done"))
         return out
 
-    completed, reaped = await asyncio.gather(complete_all(), backend.reap_expired())
+    completed, reaped = await asyncio.gather(complete_all(), reap_expired(backend))
     reaped_set = set(reaped)
     for job in jobs:
         stored = await backend.get(job.id)
@@ -93,7 +94,7 @@ async def test_cancel_racing_complete(backend: Backend, open_backend: OpenBacken
 async def test_concurrent_redrives_move_each_job_once(backend: Backend, open_backend: OpenBackend) -> None:
     others = await asyncio.gather(*(open_backend() for _ in range(3)))
     for job in await claimed_jobs(backend, 20):
-        await backend.fail(FailRequest(job.id, job.lease_token or "", {"type": "X"}, None))
+        await backend.fail(FailRequest(job.id, job.lease_token or "", {"type": "X"}, JobState.FAILED))
     counts = await asyncio.gather(*(b.redrive(RedriveRequest(queue="default")) for b in [backend, *others]))
     assert sum(counts) == 20
     assert (await backend.queue_stats())[0].counts["queued"] == 20

@@ -43,6 +43,7 @@ from conveyor.backend.protocol import (
     ReleaseRequest,
 )
 from conveyor.errors import IdempotencyConflict, InvalidTransition
+from conveyor.reaper import reap_expired
 from conveyor.states import Action, next_state
 from conveyor.types import Job, JobState
 from tests.engines import ENGINES, engine_url
@@ -296,11 +297,14 @@ class JobMachine(RuleBasedStateMachine):
 
     def fail(self, job: Model, token: str, holder: bool, retry: float | None) -> None:
         error = {"type": "SmError", "message": "boom"}
-        moved = self.run(self.backend.fail(FailRequest(job.id, token, error, retry_delay=retry)))
+        # The worker's decision, re-derived by the model independently of states.after_failure.
+        dead = retry is None or job.attempts >= job.max_attempts
+        decided = FAILED if dead else S
+        moved = self.run(self.backend.fail(FailRequest(job.id, token, error, decided, retry or 0.0)))
         if not holder:
             assert moved is None
             return
-        if retry is None or job.attempts >= job.max_attempts:
+        if dead:
             self.move(job, Action.FAIL)
         else:
             self.move(job, Action.RETRY)
@@ -328,7 +332,7 @@ class JobMachine(RuleBasedStateMachine):
         """Move the clock (maybe past some leases), then reap: as if workers died."""
         self.advance_clock(data.draw(st.sampled_from((0.0, *CLOCK_STEPS)), label="clock_step"))
         expected = {j.id for j in self.jobs.values() if j.state is R and j.lease_until < self.v}
-        reaped = self.run(self.backend.reap_expired())
+        reaped = self.run(reap_expired(self.backend))
         assert sorted(reaped) == sorted(expected)
         for job_id in expected:
             job = self.jobs[job_id]

@@ -76,7 +76,7 @@ async def test_claim_uses_the_queued_only_index_with_a_large_history(backend: Po
 
 async def test_promotion_and_reaper_use_their_partial_indexes(backend: PostgresBackend, url: str) -> None:
     add_history(url, HISTORY)
-    for name in ("promote_due", "reap_expired"):
+    for name in ("promote_due", "expired_leases"):
         text = plan(url, name, {"off": 0.0, "limit": 1000})
         assert "Seq Scan on jobs" not in text, f"{name}:\n{text}"
 

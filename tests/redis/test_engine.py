@@ -127,9 +127,10 @@ async def test_retried_calls_recognise_their_own_earlier_effect(backend: RedisBa
         return await backend._scripts[name](keys=[backend.keys.base], args=["0", "1", *args])
 
     from conveyor import serde
+    from conveyor.backend.redis.backend import INITIAL_STATES
     from conveyor.backend.redis.codec import encode_request
 
-    again = await raw("enqueue", serde.dumps([encode_request(req(job_id="fixed-id"))]))
+    again = await raw("enqueue", serde.dumps([encode_request(req(job_id="fixed-id"))]), INITIAL_STATES)
     assert again[0] == "ok" and again[1][0] == 1  # reported as created, still one job
     [running] = await claim(backend)
     assert running.id == job.id
@@ -142,8 +143,10 @@ async def test_fail_retry_flag_returns_the_state_already_reached(backend: RedisB
     await backend.enqueue(req())
     [job] = await claim(backend)
     token = job.lease_token or ""
-    assert await backend.fail(FailRequest(job.id, token, {"type": "X"}, 5.0)) is JobState.SCHEDULED
-    reply = await backend._scripts["fail"](keys=[backend.keys.base], args=["0", "1", job.id, token, "{}", "5"])
+    assert await backend.fail(FailRequest(job.id, token, {"type": "X"}, JobState.SCHEDULED, 5.0)) is JobState.SCHEDULED
+    reply = await backend._scripts["fail"](
+        keys=[backend.keys.base], args=["0", "1", job.id, token, "{}", "scheduled", "5"]
+    )
     assert reply == "scheduled"
     assert await backend.heartbeat(HeartbeatRequest((Lease(job.id, token),))) == {job.id: "lost"}
 

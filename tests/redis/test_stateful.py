@@ -38,6 +38,8 @@ from conveyor.backend.redis.backend import RedisBackend
 from conveyor.backend.redis.keys import parse_redis_url
 from conveyor.backend.sqlite.backend import SQLiteBackend
 from conveyor.errors import ConveyorError
+from conveyor.reaper import reap_expired
+from conveyor.types import JobState
 from tests.engines import REDIS_URL, _reachable, unavailable
 
 T = TypeVar("T")
@@ -147,8 +149,8 @@ class RedisAgreesWithSQLite(RuleBasedStateMachine):
                 return b.complete(CompleteRequest(job_id, token, {"done": job_id}))
             if action == "release":
                 return b.release(ReleaseRequest(job_id, token))
-            delay = 5.0 if action == "retry" else None
-            return b.fail(FailRequest(job_id, token, {"type": "Boom"}, delay))
+            state = JobState.SCHEDULED if action == "retry" else JobState.FAILED
+            return b.fail(FailRequest(job_id, token, {"type": "Boom"}, state, 5.0))
 
         ref, red = self.both(call)
         assert ref == red
@@ -183,7 +185,7 @@ class RedisAgreesWithSQLite(RuleBasedStateMachine):
     def time_passes_and_reaper_runs(self, jump: float) -> None:
         self.offset += jump
         self.ref.clock_offset = self.red.clock_offset = self.offset
-        ref, red = self.both(lambda b: b.reap_expired())
+        ref, red = self.both(lambda b: reap_expired(b))
         assert sorted(ref) == sorted(red)
 
     # -- invariants ---------------------------------------------------------------------------

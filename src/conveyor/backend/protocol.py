@@ -6,6 +6,20 @@ the engine's clock (plus ``clock_offset``, a test hook that shifts the engine cl
 The legal transitions are those of ``conveyor.states.TRANSITIONS``; the conformance suite in
 ``tests/conformance`` checks every engine against it.
 
+Who decides what. The lifecycle's policy lives in ``conveyor.states`` and is decided by the
+caller; an engine applies the decided change atomically and conditionally ("set X if running
+with this token"): ``fail`` gets the target state from ``states.after_failure``, ``expire`` gets
+each target from ``states.after_expiry`` (``conveyor.reaper`` drives the two steps), and the
+initial state of an enqueue is ``states.initial_state`` (called by the SQLite engine and the
+PostgreSQL enqueue steps; the Redis script looks it up in ``states.initial_state_table()``
+sent with the request). Decided inside the engine, because only the engine can decide them
+atomically, and written once per engine:
+
+* **claim order**: priority DESC, run_at ASC, id ASC over the due jobs of non-paused queues;
+* **dependency release**: when a job succeeds, each waiting dependent whose dependencies have
+  all succeeded becomes queued (scheduled if its run_at is still in the engine's future);
+* **due**: whether a run_at has come, on the engine's clock (enqueue, promotion, claim).
+
 Semantics every engine must follow:
 
 * ``enqueue``: with ``depends_on`` the job starts ``waiting`` unless every dependency already
@@ -38,11 +52,14 @@ Semantics every engine must follow:
   transaction / one script call (a worker acknowledges a batch of finished jobs with one round
   trip and one commit). Each request is fenced on its own: a stale token refuses only that job
   (False at its position of the answer), never the others. An empty list does nothing.
-  ``fail`` with ``retry_delay`` None, or when attempts >= max_attempts, moves to failed;
-  otherwise to scheduled at now + retry_delay. ``release`` puts the job back to queued and
-  gives back the attempt (attempts -= 1).
-* ``reap_expired``: every running job whose lease expired (lease_expires_at < now) goes to
-  queued, or to failed if attempts >= max_attempts, with error ``{"type": "LeaseExpired", ...}``.
+  ``fail`` moves the job to the state the caller decided (``states.after_failure``): failed,
+  or scheduled at now + retry_delay. ``release`` puts the job back to queued and gives back
+  the attempt (attempts -= 1).
+* ``expired_leases``: up to ``limit`` running jobs whose lease expired (lease_expires_at < now),
+  oldest expiry first, with their token and attempts (a read). ``expire`` applies the caller's
+  decision to each: to its ``state`` (queued or failed) with its ``error``, only if the job is
+  still running with that token and its lease is still expired (a heartbeat in between wins);
+  answers the ids moved.
 * Dependencies: a dependent of a failed job stays waiting (a redrive may still satisfy it).
 * ``cancel``: any non-terminal job becomes canceled (a running one loses its lease: its
   next heartbeat answers ``canceled``), and waiting dependents are canceled too.
@@ -61,7 +78,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from conveyor.types import DEFAULT_TENANT, Artifact, Job, JobEvent, JobState, QueueStats, RetryPolicy
+from conveyor.types import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TENANT,
+    Artifact,
+    Job,
+    JobEvent,
+    JobState,
+    QueueStats,
+    RetryPolicy,
+)
 
 HeartbeatStatus = Literal["ok", "lost", "canceled"]
 
@@ -73,7 +99,7 @@ class EnqueueRequest:
     queue: str = "default"
     tenant: str = DEFAULT_TENANT
     priority: int = 0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     delay: float | None = None
@@ -144,8 +170,43 @@ class FailRequest:
     job_id: str
     token: str
     error: dict[str, Any]
-    retry_delay: float | None
-    """None: do not retry (dead-letter now)."""
+    state: JobState
+    """Decided by the caller (``states.after_failure``): SCHEDULED (retry) or FAILED (dead letter)."""
+    retry_delay: float = 0.0
+    """Seconds from the engine's now until the retry is due (SCHEDULED only)."""
+
+    def __post_init__(self) -> None:
+        if self.state not in (JobState.SCHEDULED, JobState.FAILED):
+            raise ValueError(f"a failed attempt goes to scheduled or failed, not {self.state.value}")
+
+
+@dataclass(frozen=True)
+class ExpiredRequest:
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class ExpiredLease:
+    """A running job whose lease has expired, as the reaper needs it to decide."""
+
+    job_id: str
+    token: str
+    attempts: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class Expiry:
+    job_id: str
+    token: str
+    state: JobState
+    """Decided by the caller (``states.after_expiry``): QUEUED or FAILED."""
+    error: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ExpireRequest:
+    expiries: tuple[Expiry, ...]
 
 
 @dataclass(frozen=True)
@@ -272,8 +333,11 @@ class Backend(Protocol):
 
     async def redrive(self, req: RedriveRequest) -> int: ...
 
-    async def reap_expired(self) -> list[str]:
-        """Ids of the jobs whose lease had expired and were requeued or failed."""
+    async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
+        """Running jobs whose lease expired (read only; ``conveyor.reaper`` decides their fate)."""
+
+    async def expire(self, req: ExpireRequest) -> list[str]:
+        """Apply each decided expiry if the job is still running, expired, with that token."""
 
     async def promote_scheduled(self) -> int:
         """Move due scheduled jobs to queued; returns how many."""

@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from conveyor.api.schemas import JobStatus
-from conveyor.backend.protocol import Backend, CancelRequest, CompleteRequest, EffectRequest, FailRequest
+from conveyor.backend.protocol import (
+    Backend,
+    CancelRequest,
+    CompleteRequest,
+    EffectRequest,
+    ExpireRequest,
+    FailRequest,
+)
 from conveyor.errors import IdempotencyConflict
 from conveyor.task import CallOptions
 from conveyor.types import Job, JobState
@@ -113,8 +120,8 @@ class NotifyingBackend:
             await self._ended(req.job_id)
         return state
 
-    async def reap_expired(self) -> list[str]:
-        reaped = await self.inner.reap_expired()
+    async def expire(self, req: ExpireRequest) -> list[str]:
+        reaped = await self.inner.expire(req)
         for job_id in reaped:
             await self._ended(job_id)  # only those that went to failed are notified
         return reaped

@@ -13,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable
 
 from conveyor.backend.protocol import Backend, PruneRequest
+from conveyor.reaper import reap_expired
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
 
@@ -28,7 +29,7 @@ class Maintenance:
         self.config = config
 
     async def reap(self) -> None:
-        reaped = await self.backend.reap_expired()
+        reaped = await reap_expired(self.backend)
         if reaped:
             log("maintenance.reaped", logging.WARNING, jobs=len(reaped), ids=",".join(reaped[:20]))
 

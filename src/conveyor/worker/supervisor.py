@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from conveyor import states
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import (
     Backend,
@@ -29,9 +30,9 @@ from conveyor.backend.protocol import (
     HeartbeatRequest,
     ReleaseRequest,
 )
-from conveyor.errors import BackendUnavailable, ConveyorError
+from conveyor.errors import BackendUnavailable
 from conveyor.task import Task
-from conveyor.types import JobState
+from conveyor.types import Job, JobState
 from conveyor.worker.acks import CompletionBatcher
 from conveyor.worker.async_exec import run_async_task
 from conveyor.worker.autoscaler import Autoscaler
@@ -46,6 +47,13 @@ T = TypeVar("T")
 ENGINE_RETRY = 0.5
 CLAIM_LINGER = 0.005
 """Longest wait for more slots to free up before claiming a partial batch (see ``_gather_capacity``)."""
+
+
+def failure_report(job: Job, token: str, error: dict[str, Any], *, retryable: bool) -> FailRequest:
+    """What to tell the engine about a failed attempt: the lifecycle decides retry or dead letter."""
+    state = states.after_failure(job.attempts, job.max_attempts, retryable=retryable)
+    delay = job.retry.delay(job.attempts) if state is JobState.SCHEDULED else 0.0
+    return FailRequest(job.id, token, error, state, delay)
 
 
 async def first_of(*aws: Coroutine[Any, Any, Any]) -> None:
@@ -392,8 +400,8 @@ class Worker:
                 log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)
             return
         error = outcome.error or error_dict("Error", "unknown failure")
-        retry_delay = job.retry.delay(job.attempts) if outcome.retryable and job.attempts < job.max_attempts else None
-        fail = FailRequest(job.id, run.lease.token, error, retry_delay)
+        fail = failure_report(job, run.lease.token, error, retryable=outcome.retryable)
+        retry_delay = fail.retry_delay if fail.state is JobState.SCHEDULED else None
         state = await self._engine(lambda: self.backend.fail(fail))
         if state is None:
             log("job.refused", logging.WARNING, outcome=outcome.kind, reason="lease lost", **base)
@@ -410,13 +418,14 @@ class Worker:
     async def _engine(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Retry an outcome write while the engine is briefly unavailable (up to one lease).
 
-        Giving up is safe: the lease then expires and the reaper requeues the job.
+        Giving up is safe: the lease then expires and the reaper requeues the job. Any other
+        error is a bug: it is raised at once (and logged by the job's task), never retried.
         """
         deadline = asyncio.get_running_loop().time() + self.config.lease
         while True:
             try:
                 return await call()
-            except ConveyorError as exc:
+            except BackendUnavailable as exc:  # only an outage is worth waiting out; a bug is not
                 if asyncio.get_running_loop().time() > deadline:
                     log("worker.engine_error", logging.ERROR, error=str(exc))
                     return None

@@ -32,6 +32,9 @@ from conveyor.backend.protocol import (
     EnqueueRequest,
     EnqueueResult,
     EventsRequest,
+    ExpiredLease,
+    ExpiredRequest,
+    ExpireRequest,
     FailRequest,
     HeartbeatRequest,
     HeartbeatStatus,
@@ -51,7 +54,6 @@ T = TypeVar("T")
 SQL = load_queries("conveyor.backend.postgres")
 Conn = AsyncConnection[Any]
 PROMOTE_BATCH = 1000
-REAP_BATCH = 1000
 PRUNE_BATCH = 5000
 
 
@@ -117,9 +119,10 @@ class PostgresBackend:
         """One data-modifying statement: atomic by itself, one round trip."""
         return await self._tx.run(fn, doing, tx=False)
 
-    async def _read(self, fn: Callable[[Conn], Awaitable[T]], doing: str, *, tx: bool = False) -> T:
-        """Reads: safe to redo on a fresh connection if the connection breaks mid-way."""
-        return await self._tx.run(fn, doing, tx=tx, read_only=True)
+    async def _redoable(self, fn: Callable[[Conn], Awaitable[T]], doing: str, *, tx: bool = False) -> T:
+        """Reads, and writes whose repetition changes nothing (extending a lease): safe to redo
+        on a fresh connection if the connection breaks after the statements were sent."""
+        return await self._tx.run(fn, doing, tx=tx, redo_safe=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -139,16 +142,16 @@ class PostgresBackend:
                 applied = await migrations.apply_migrations(conn)
             finally:
                 await conn.close()
-        except (psycopg.Error, OSError) as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
             raise unavailable(exc, "migrating the schema") from exc
         self._migrated = True
         return applied
 
     async def ping(self) -> None:
-        await self._read(lambda conn: _rows(conn, "now", {"off": 0.0}), "pinging")
+        await self._redoable(lambda conn: _rows(conn, "now", {"off": 0.0}), "pinging")
 
     async def now(self) -> float:
-        row = await self._read(lambda conn: _one(conn, "now", {"off": self.clock_offset}), "reading the clock")
+        row = await self._redoable(lambda conn: _one(conn, "now", {"off": self.clock_offset}), "reading the clock")
         assert row is not None
         return float(row["now"])
 
@@ -181,7 +184,7 @@ class PostgresBackend:
     # -- reads --------------------------------------------------------------------------------
 
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        row = await self._read(lambda conn: _one(conn, "get_job", {"id": job_id}), "reading a job")
+        row = await self._redoable(lambda conn: _one(conn, "get_job", {"id": job_id}), "reading a job")
         if row is None or (tenant is not None and row["tenant"] != tenant):
             return None
         return row_to_job(row)
@@ -195,7 +198,7 @@ class PostgresBackend:
             "cursor": flt.cursor,
             "limit": flt.limit + 1,
         }
-        rows = await self._read(lambda conn: _rows(conn, "list_jobs", params), "listing jobs")
+        rows = await self._redoable(lambda conn: _rows(conn, "list_jobs", params), "listing jobs")
         jobs = [row_to_job(r) for r in rows[: flt.limit]]
         more = len(rows) > flt.limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)
@@ -209,7 +212,7 @@ class PostgresBackend:
             paused = await _rows(conn, "paused_queues", {})
             return float(now["now"]), counts, oldest, paused
 
-        now, count_rows, oldest_rows, paused_rows = await self._read(run, "reading queue stats", tx=True)
+        now, count_rows, oldest_rows, paused_rows = await self._redoable(run, "reading queue stats", tx=True)
         counts: dict[str, dict[str, int]] = {}
         for r in count_rows:
             counts.setdefault(r["queue"], {})[r["state"]] = int(r["n"])
@@ -234,16 +237,16 @@ class PostgresBackend:
             found = await _one(conn, "queue_position", params)
             return int(found["n"]) if found else 0
 
-        return await self._read(run, "reading a queue position", tx=True)
+        return await self._redoable(run, "reading a queue position", tx=True)
 
     async def events(self, req: EventsRequest) -> list[JobEvent]:
         params = {"job_id": req.job_id, "after_seq": req.after_seq, "limit": req.limit}
-        rows = await self._read(lambda conn: _rows(conn, "events", params), "reading events")
+        rows = await self._redoable(lambda conn: _rows(conn, "events", params), "reading events")
         return [row_to_event(r) for r in rows]
 
     async def drain_stats(self, queue: str, window: float) -> int:
         params = {"queue": queue, "window": window, "off": self.clock_offset}
-        row = await self._read(lambda conn: _one(conn, "finished_since", params), "reading drain stats")
+        row = await self._redoable(lambda conn: _one(conn, "finished_since", params), "reading drain stats")
         return int(row["n"]) if row else 0
 
     # -- worker path --------------------------------------------------------------------------
@@ -276,7 +279,7 @@ class PostgresBackend:
             "tokens": [lease.token for lease in req.leases],
         }
         # Extending a lease twice is harmless: a heartbeat may be redone after a broken connection.
-        rows = await self._read(lambda conn: _rows(conn, "heartbeat", params), "extending leases")
+        rows = await self._redoable(lambda conn: _rows(conn, "heartbeat", params), "extending leases")
         out: dict[str, HeartbeatStatus] = {}
         for r in rows:
             if r["ok"]:
@@ -338,7 +341,8 @@ class PostgresBackend:
             "off": self.clock_offset,
             "id": req.job_id,
             "token": req.token,
-            "delay": req.retry_delay,
+            "state": req.state.value,
+            "delay": max(0.0, req.retry_delay),
             "error": serde.dumps(req.error),
             "data": serde.dumps({"error": req.error}),
         }
@@ -423,9 +427,22 @@ class PostgresBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    async def reap_expired(self) -> list[str]:
-        params = {"off": self.clock_offset, "limit": REAP_BATCH}
-        rows = await self._write1(lambda conn: _rows(conn, "reap_expired", params), "reaping expired leases")
+    async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
+        params = {"off": self.clock_offset, "limit": req.limit}
+        rows = await self._redoable(lambda conn: _rows(conn, "expired_leases", params), "reading expired leases")
+        return [ExpiredLease(r["id"], r["lease_token"], r["attempts"], r["max_attempts"]) for r in rows]
+
+    async def expire(self, req: ExpireRequest) -> list[str]:
+        if not req.expiries:
+            return []
+        params = {
+            "off": self.clock_offset,
+            "ids": [e.job_id for e in req.expiries],
+            "tokens": [e.token for e in req.expiries],
+            "states": [e.state.value for e in req.expiries],
+            "errors": [serde.dumps(e.error) for e in req.expiries],
+        }
+        rows = await self._write1(lambda conn: _rows(conn, "expire", params), "expiring leases")
         return [r["id"] for r in rows]
 
     async def promote_scheduled(self) -> int:
@@ -456,7 +473,9 @@ class PostgresBackend:
         return await self._write1(run, "recording an effect")
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
-        row = await self._read(lambda conn: _one(conn, "get_effect", {"job_id": job_id, "key": key}), "reading effect")
+        row = await self._redoable(
+            lambda conn: _one(conn, "get_effect", {"job_id": job_id, "key": key}), "reading effect"
+        )
         return (False, None) if row is None else (True, serde.loads(row["value"]))
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
@@ -467,7 +486,7 @@ class PostgresBackend:
             return
         params = {"off": self.clock_offset, "queues": list(queues)}
         try:
-            row = await self._read(lambda conn: _one(conn, "next_due", params), "reading the next due job")
+            row = await self._redoable(lambda conn: _one(conn, "next_due", params), "reading the next due job")
         except BackendUnavailable:
             row = None  # the engine is down: just wait; the caller's next claim reports it
         if row is not None and row["wait"] is not None:

@@ -5,7 +5,10 @@ connection, inside a transaction unless it runs a single statement (which is ato
 own). What makes the engine survive a database restart without anyone restarting workers or
 the API:
 
-* Any psycopg error becomes ``BackendUnavailable`` (the API turns it into 503 + Retry-After).
+* Only connection-class errors (a lost or refused connection, an exhausted pool, the server
+  shutting down or out of resources: psycopg's OperationalError family) become
+  ``BackendUnavailable`` (the API turns it into 503 + Retry-After). A value the database refuses
+  is ``InvalidArguments``; any other error is a bug and propagates as itself.
 * A pooled connection that died while idle (the server restarted) is detected before anything
   is sent on it (its socket turned readable: see ``_alive``), dropped together with its idle
   siblings, and the operation runs on a fresh connection. That makes the first call after the
@@ -36,7 +39,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from conveyor.errors import BackendUnavailable, ConfigError, DuplicateJobId
+from conveyor.errors import BackendUnavailable, ConfigError, DuplicateJobId, InvalidArguments
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.postgres")
@@ -98,10 +101,13 @@ def parse_postgres_url(url: str) -> Settings:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def unavailable(exc: BaseException, doing: str) -> BackendUnavailable:
-    """One clear message for any engine failure; the psycopg error stays chained for logs."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return BackendUnavailable(f"PostgreSQL unavailable while {doing}: {detail}")
+    """One clear message for a connection-class failure; the psycopg error stays chained for logs."""
+    return BackendUnavailable(f"PostgreSQL unavailable while {doing}: {_first_line(exc)}")
 
 
 async def connect(settings: Settings, *, autocommit: bool) -> AsyncConnection[Any]:
@@ -185,7 +191,7 @@ class Transactions:
         doing: str,
         *,
         tx: bool = True,
-        read_only: bool = False,
+        redo_safe: bool = False,
     ) -> T:
         """Run ``fn`` atomically: in one transaction (``tx``), or as the single statement it
         executes (autocommit). See the module docstring for the retry rules."""
@@ -228,9 +234,10 @@ class Transactions:
                 # Lost connection, server shutting down...: until a call succeeds again, wait
                 # only briefly for a connection so callers get BackendUnavailable quickly.
                 self._mark_down()
-                # After the statements were sent, only a read may be redone: a write may have
-                # committed before the connection broke (the caller retries with its key).
-                if (sent and not read_only) or attempt >= 3:
+                # After the statements were sent, only a redo-safe operation (a read, a lease
+                # extension) may be redone: a write may have committed before the connection
+                # broke (the caller retries with its key).
+                if (sent and not redo_safe) or attempt >= 3:
                     raise unavailable(exc, doing) from exc
                 log.info("connection lost while %s (%s); retrying on a fresh connection", doing, exc)
                 with contextlib.suppress(Exception):
@@ -239,9 +246,16 @@ class Transactions:
                 # the only unique constraint an insert can still hit (keys use ON CONFLICT)
                 if exc.diag.constraint_name == "jobs_pkey":
                     raise DuplicateJobId(f"a job with this id already exists ({exc.diag.message_detail})") from None
+                raise
+            except psycopg.DataError as exc:
+                # A value the database refuses (out of range, bad encoding): the input's fault.
+                raise InvalidArguments(f"the engine refused a value while {doing}: {_first_line(exc)}") from exc
+            except psycopg.InterfaceError as exc:
+                # the connection is closed or unusable: the engine, not the statement
+                self._mark_down()
                 raise unavailable(exc, doing) from exc
-            except psycopg.Error as exc:
-                raise unavailable(exc, doing) from exc
+            # Any other psycopg.Error (a programming error, a missing table, a constraint) is a
+            # bug, not an outage: it propagates as itself (a logged 500, never a 503).
 
 
 class _Stale(Exception):

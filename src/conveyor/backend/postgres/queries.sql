@@ -232,14 +232,13 @@ WITH ready AS (
 SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
 
 -- name: fail
+-- The caller decided the target (states.after_failure): 'scheduled' (retry at now + delay) or
+-- 'failed' (dead letter). Applied only while the job runs under this token (fencing).
 WITH f AS (
     UPDATE conveyor.jobs j
-    SET state = CASE WHEN %(delay)s::float8 IS NULL OR j.attempts >= j.max_attempts THEN 'failed'
-                     ELSE 'scheduled' END,
-        run_at = CASE WHEN %(delay)s::float8 IS NULL OR j.attempts >= j.max_attempts THEN j.run_at
-                      ELSE conveyor.now(%(off)s) + greatest(%(delay)s::float8, 0) END,
-        finished_at = CASE WHEN %(delay)s::float8 IS NULL OR j.attempts >= j.max_attempts
-                           THEN conveyor.now(%(off)s) END,
+    SET state = %(state)s,
+        run_at = CASE WHEN %(state)s = 'scheduled' THEN conveyor.now(%(off)s) + %(delay)s::float8 ELSE j.run_at END,
+        finished_at = CASE WHEN %(state)s = 'failed' THEN conveyor.now(%(off)s) END,
         error = %(error)s, lease_expires_at = NULL, updated_at = conveyor.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING j.id, j.state, j.queue, j.updated_at
@@ -344,30 +343,40 @@ WITH r AS (
 )
 SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
 
--- name: reap_expired
-WITH expired AS (
-    SELECT id FROM conveyor.jobs
-    WHERE state = 'running' AND lease_expires_at < conveyor.now(%(off)s)
-    ORDER BY lease_expires_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+-- name: expired_leases
+-- What the reaper needs to decide (conveyor/reaper.py): running jobs whose lease expired.
+SELECT id, lease_token, attempts, max_attempts FROM conveyor.jobs
+WHERE state = 'running' AND lease_expires_at < conveyor.now(%(off)s)
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+
+-- name: expire
+-- Apply the reaper's decisions ('queued' or 'failed'), each only if the job still runs under the
+-- same token with an expired lease (a heartbeat or completion in between wins). Rows are locked
+-- in id order so two reapers cannot deadlock; SKIP LOCKED leaves a job another reaper or its
+-- worker is changing right now to the next round.
+WITH d AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[], %(errors)s::text[])
+        AS d(id, token, state, error)
+), locked AS (
+    SELECT j.id, d.state, d.error FROM conveyor.jobs j JOIN d ON j.id = d.id AND j.lease_token = d.token
+    WHERE j.state = 'running' AND j.lease_expires_at < conveyor.now(%(off)s)
+    ORDER BY j.id
+    FOR UPDATE OF j SKIP LOCKED
 ), r AS (
     UPDATE conveyor.jobs j
-    SET state = CASE WHEN j.attempts >= j.max_attempts THEN 'failed' ELSE 'queued' END,
-        error = json_build_object(
-            'type', 'LeaseExpired',
-            'message', 'worker lost the lease during attempt ' || j.attempts || ' (crashed or stalled)')::text,
-        finished_at = CASE WHEN j.attempts >= j.max_attempts THEN conveyor.now(%(off)s) ELSE j.finished_at END,
+    SET state = locked.state, error = locked.error,
+        finished_at = CASE WHEN locked.state = 'failed' THEN conveyor.now(%(off)s) ELSE j.finished_at END,
         lease_expires_at = NULL, updated_at = conveyor.now(%(off)s)
-    FROM expired WHERE j.id = expired.id
+    FROM locked WHERE j.id = locked.id
     RETURNING j.id, j.state, j.queue, j.error, j.updated_at
 ), ev AS (
     INSERT INTO conveyor.job_events (job_id, at, type, state, data)
-    SELECT id, updated_at, 'state', state, json_build_object('error', error::json)::text FROM r
+    SELECT id, updated_at, 'state', state, json_build_object('error', error::json)::text FROM r ORDER BY id
 ), nt AS (
     SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'queued') q
 )
-SELECT id, (SELECT count(*) FROM nt) AS notified FROM r
+SELECT id, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
 
 -- name: prune_batch
 WITH victims AS (

@@ -18,7 +18,7 @@ from redis import exceptions as rexc
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from conveyor import serde
+from conveyor import serde, states
 from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
@@ -28,6 +28,9 @@ from conveyor.backend.protocol import (
     EnqueueRequest,
     EnqueueResult,
     EventsRequest,
+    ExpiredLease,
+    ExpiredRequest,
+    ExpireRequest,
     FailRequest,
     HeartbeatRequest,
     HeartbeatStatus,
@@ -55,6 +58,8 @@ from conveyor.errors import (
 from conveyor.types import Job, JobEvent, JobState, QueueStats, new_lease_token
 
 SCHEMA_VERSION = "redis-layout-v1"
+INITIAL_STATES = serde.dumps({fact: state.value for fact, state in states.initial_state_table().items()})
+"""The lifecycle's initial-state rule, sent to enqueue.lua with every call (see states.py)."""
 MAX_CONNECTIONS = 64
 """Connections per engine instance (per process and event loop)."""
 POOL_WAIT = 10.0
@@ -168,7 +173,7 @@ class RedisBackend:
     async def enqueue_many(self, reqs: list[EnqueueRequest]) -> list[EnqueueResult]:
         if not reqs:
             return []
-        reply = await self._script("enqueue", serde.dumps([encode_request(r) for r in reqs]))
+        reply = await self._script("enqueue", serde.dumps([encode_request(r) for r in reqs]), INITIAL_STATES)
         kind = reply[0]
         if kind == "ok":
             return [EnqueueResult(job_from_flat(flat), created=bool(created)) for created, flat in reply[1:]]
@@ -267,8 +272,8 @@ class RedisBackend:
         return [bool(x) for x in await self._script("complete_many", *args)]
 
     async def fail(self, req: FailRequest) -> JobState | None:
-        delay = "" if req.retry_delay is None else repr(float(req.retry_delay))
-        state = await self._script("fail", req.job_id, req.token, serde.dumps(req.error), delay)
+        delay = repr(float(req.retry_delay))
+        state = await self._script("fail", req.job_id, req.token, serde.dumps(req.error), req.state.value, delay)
         return None if state is None else JobState(state)
 
     async def release(self, req: ReleaseRequest) -> bool:
@@ -306,8 +311,15 @@ class RedisBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    async def reap_expired(self) -> list[str]:
-        return list(await self._script("reap"))
+    async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
+        flat = await self._script("expired", req.limit)
+        return [ExpiredLease(flat[i], flat[i + 1], int(flat[i + 2]), int(flat[i + 3])) for i in range(0, len(flat), 4)]
+
+    async def expire(self, req: ExpireRequest) -> list[str]:
+        if not req.expiries:
+            return []
+        args = [x for e in req.expiries for x in (e.job_id, e.token, e.state.value, serde.dumps(e.error))]
+        return list(await self._script("expire", *args))
 
     async def promote_scheduled(self) -> int:
         return int(await self._script("promote"))

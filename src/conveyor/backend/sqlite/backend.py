@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from conveyor import serde
+from conveyor import serde, states
 from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
@@ -29,6 +29,9 @@ from conveyor.backend.protocol import (
     EnqueueRequest,
     EnqueueResult,
     EventsRequest,
+    ExpiredLease,
+    ExpiredRequest,
+    ExpireRequest,
     FailRequest,
     HeartbeatRequest,
     HeartbeatStatus,
@@ -148,8 +151,10 @@ class SQLiteBackend:
                 if self._conn is None:
                     self._conn = self._connect()
                 return fn(self._conn)
-            except sqlite3.OperationalError as exc:
-                raise BackendUnavailable(f"SQLite error: {exc}") from exc
+            except sqlite3.Error as exc:
+                if is_unavailable(exc):
+                    raise BackendUnavailable(f"SQLite unavailable: {exc}") from exc
+                raise
 
         return await asyncio.get_running_loop().run_in_executor(executor, call)
 
@@ -247,20 +252,16 @@ class SQLiteBackend:
                 unfinished.append(dep)
 
         run_at = req.run_at if req.run_at is not None else now + (req.delay or 0.0)
+        state = states.initial_state(
+            canceled_dependency=canceled_dep is not None, unfinished_dependencies=len(unfinished), due=run_at <= now
+        )
         error = None
         finished_at = None
-        if canceled_dep is not None:
-            state, error, finished_at = (
-                JobState.CANCELED,
-                {"type": "DependencyCanceled", "message": f"dependency {canceled_dep} was canceled"},
-                now,
-            )
-        elif unfinished:
-            state = JobState.WAITING
-        elif run_at > now:
-            state = JobState.SCHEDULED
-        else:
-            state, run_at = JobState.QUEUED, min(run_at, now)
+        if state is JobState.CANCELED:
+            error = {"type": "DependencyCanceled", "message": f"dependency {canceled_dep} was canceled"}
+            finished_at = now
+        elif state is JobState.QUEUED:
+            run_at = min(run_at, now)
         job_id = req.job_id or new_job_id()
         try:
             conn.execute(
@@ -474,19 +475,18 @@ class SQLiteBackend:
         def run(conn: sqlite3.Connection) -> JobState | None:
             with self._tx(conn):
                 now = self._clock()
-                params = {"id": req.job_id, "token": req.token}
-                row = conn.execute(SQL["running_with_token"], params).fetchone()
-                if row is None:
+                params = {
+                    "id": req.job_id,
+                    "token": req.token,
+                    "state": req.state.value,
+                    "error": error,
+                    "now": now,
+                    "delay": max(0.0, req.retry_delay),
+                }
+                if conn.execute(SQL["fail"], params).fetchone() is None:
                     return None
-                if req.retry_delay is None or row["attempts"] >= row["max_attempts"]:
-                    conn.execute(SQL["fail_final"], {**params, "error": error, "now": now})
-                    state = JobState.FAILED
-                else:
-                    delay = max(0.0, req.retry_delay)
-                    conn.execute(SQL["fail_retry"], {**params, "error": error, "now": now, "delay": delay})
-                    state = JobState.SCHEDULED
-                self._event(conn, req.job_id, now, "state", state.value, error=req.error)
-                return state
+                self._event(conn, req.job_id, now, "state", req.state.value, error=req.error)
+                return req.state
 
         return await self._run(run)
 
@@ -590,23 +590,30 @@ class SQLiteBackend:
 
     # -- maintenance --------------------------------------------------------------------------
 
-    async def reap_expired(self) -> list[str]:
+    async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
+        def run(conn: sqlite3.Connection) -> list[ExpiredLease]:
+            rows = conn.execute(SQL["expired_leases"], {"now": self._clock(), "limit": req.limit}).fetchall()
+            return [ExpiredLease(r["id"], r["lease_token"], r["attempts"], r["max_attempts"]) for r in rows]
+
+        return await self._run(run)
+
+    async def expire(self, req: ExpireRequest) -> list[str]:
         def run(conn: sqlite3.Connection) -> list[str]:
-            reaped: list[str] = []
+            moved: list[str] = []
             with self._tx(conn):
                 now = self._clock()
-                for row in conn.execute(SQL["expired_leases"], {"now": now}).fetchall():
-                    exhausted = row["attempts"] >= row["max_attempts"]
-                    error = {
-                        "type": "LeaseExpired",
-                        "message": f"worker lost the lease during attempt {row['attempts']} (crashed or stalled)",
+                for e in req.expiries:
+                    params = {
+                        "id": e.job_id,
+                        "token": e.token,
+                        "state": e.state.value,
+                        "error": serde.dumps(e.error),
+                        "now": now,
                     }
-                    query = "expire_fail" if exhausted else "expire_requeue"
-                    conn.execute(SQL[query], {"id": row["id"], "error": serde.dumps(error), "now": now})
-                    state = "failed" if exhausted else "queued"
-                    self._event(conn, row["id"], now, "state", state, error=error)
-                    reaped.append(row["id"])
-            return reaped
+                    if conn.execute(SQL["expire"], params).fetchone() is not None:
+                        self._event(conn, e.job_id, now, "state", e.state.value, error=e.error)
+                        moved.append(e.job_id)
+            return moved
 
         return await self._run(run)
 
@@ -671,7 +678,31 @@ class SQLiteBackend:
                 if conn.execute(version).fetchone()[0] != start or time.monotonic() >= deadline:
                     return
         except sqlite3.Error as exc:
-            raise BackendUnavailable(f"SQLite error: {exc}") from exc
+            if is_unavailable(exc):
+                raise BackendUnavailable(f"SQLite unavailable: {exc}") from exc
+            raise
+
+
+def is_unavailable(exc: sqlite3.Error) -> bool:
+    """True for errors of the storage, not of the statement: the file is locked past the busy
+    timeout, the disk is full or failing, the file cannot be opened. Retrying later can succeed,
+    so these are BackendUnavailable (503 + Retry-After). Anything else ("no such table", a
+    constraint, a bad parameter) is a bug or bad input and propagates as itself.
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(UNAVAILABLE_CODES) or (
+        not name and isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+    )
+
+
+UNAVAILABLE_CODES = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+)
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -88,19 +88,15 @@ SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'queued' END,
 WHERE id = :id AND state = 'waiting'
 RETURNING state
 
--- name: running_with_token
-SELECT attempts, max_attempts FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
-
--- name: fail_final
+-- name: fail
+-- The caller decided the target (states.after_failure): 'scheduled' (retry at now + delay) or
+-- 'failed' (dead letter). Applied only while the job runs under this token (fencing).
 UPDATE jobs
-SET state = 'failed', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
+SET state = :state, error = :error, updated_at = :now, lease_expires_at = NULL,
+    run_at = CASE WHEN :state = 'scheduled' THEN :now + :delay ELSE run_at END,
+    finished_at = CASE WHEN :state = 'failed' THEN :now ELSE finished_at END
 WHERE id = :id AND lease_token = :token AND state = 'running'
-
--- name: fail_retry
-UPDATE jobs
-SET state = 'scheduled', error = :error, run_at = :now + :delay, updated_at = :now,
-    lease_expires_at = NULL
-WHERE id = :id AND lease_token = :token AND state = 'running'
+RETURNING id
 
 -- name: release
 UPDATE jobs
@@ -143,18 +139,20 @@ WHERE state = 'failed'
   AND (:task IS NULL OR task = :task)
 
 -- name: expired_leases
-SELECT id, attempts, max_attempts, lease_expires_at FROM jobs
+-- What the reaper needs to decide (conveyor/reaper.py): running jobs whose lease expired.
+SELECT id, lease_token, attempts, max_attempts FROM jobs
 WHERE state = 'running' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit
 
--- name: expire_requeue
+-- name: expire
+-- Apply the reaper's decision ('queued' or 'failed') only if the job still runs under the same
+-- token with an expired lease: a heartbeat or a completion in between wins.
 UPDATE jobs
-SET state = 'queued', error = :error, lease_expires_at = NULL, updated_at = :now
-WHERE id = :id AND state = 'running' AND lease_expires_at < :now
-
--- name: expire_fail
-UPDATE jobs
-SET state = 'failed', error = :error, lease_expires_at = NULL, finished_at = :now, updated_at = :now
-WHERE id = :id AND state = 'running' AND lease_expires_at < :now
+SET state = :state, error = :error, lease_expires_at = NULL, updated_at = :now,
+    finished_at = CASE WHEN :state = 'failed' THEN :now ELSE finished_at END
+WHERE id = :id AND lease_token = :token AND state = 'running' AND lease_expires_at < :now
+RETURNING id
 
 -- name: prunable
 SELECT id FROM jobs

@@ -1,8 +1,12 @@
--- enqueue / enqueue_many: ARGV[3] is a JSON array of requests (see codec.encode_requests).
+-- enqueue / enqueue_many: ARGV[3] is a JSON array of requests (see codec.encode_requests),
+-- ARGV[4] the lifecycle's initial-state table (states.initial_state_table): this script only
+-- finds the facts (a canceled dependency, unfinished dependencies, due or not on the server
+-- clock) and looks the state up, so the rule itself lives in states.py.
 -- Two phases so the batch is all-or-nothing: plan every request against the stored state plus
 -- what earlier requests of the batch would create (no write yet, so any refusal leaves Redis
 -- untouched), then apply every plan.
 local reqs = cjson.decode(ARGV[3])
+local INITIAL = cjson.decode(ARGV[4])
 local made = {}    -- job id -> {tenant, state} created by this batch
 local ikeys = {}   -- idempotency key name -> {job_id, digest, expires_at} written by this batch
 local depth = {}   -- queue -> pending jobs this batch adds
@@ -59,15 +63,16 @@ local function plan_one(r)
     return {err = {'duplicate_id', r.id}}
   end
   local run_at = r.run_at or (NOW + (r.delay or 0))
-  local state
+  local fact = 'due'
   if canceled_dep then
-    state = 'canceled'
+    fact = 'canceled'
   elseif #unfinished > 0 then
-    state = 'waiting'
+    fact = 'waiting'
   elseif run_at > NOW then
-    state = 'scheduled'
-  else
-    state = 'queued'
+    fact = 'future'
+  end
+  local state = INITIAL[fact]
+  if state == 'queued' then
     run_at = math.min(run_at, NOW)
   end
   made[r.id] = {tenant = r.tenant, state = state}
