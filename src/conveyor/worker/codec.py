@@ -9,61 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from conveyor.types import Artifact, Job, JobState, RetryPolicy
+from conveyor.records import job_from_record, job_to_record
+from conveyor.types import Job
 
 OutcomeKind = Literal["succeeded", "error", "timeout", "died", "stopped"]
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "task": job.task,
-        "queue": job.queue,
-        "args": job.args,
-        "state": job.state.value,
-        "tenant": job.tenant,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "timeout": job.timeout,
-        "retry": job.retry.to_dict(),
-        "run_at": job.run_at,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-        "started_at": job.started_at,
-        "lease_token": job.lease_token,
-        "lease_expires_at": job.lease_expires_at,
-        "worker_id": job.worker_id,
-        "idempotency_key": job.idempotency_key,
-        "depends_on": list(job.depends_on),
-        "artifacts": [a.to_dict() for a in job.artifacts],
-    }
+    """The job as sent to an executor: the shared record of ``conveyor.records``."""
+    return job_to_record(job)
 
 
 def job_from_dict(data: dict[str, Any]) -> Job:
-    return Job(
-        id=data["id"],
-        task=data["task"],
-        queue=data["queue"],
-        args=data["args"],
-        state=JobState(data["state"]),
-        tenant=data["tenant"],
-        priority=data["priority"],
-        attempts=data["attempts"],
-        max_attempts=data["max_attempts"],
-        timeout=data["timeout"],
-        retry=RetryPolicy.from_dict(data["retry"]),
-        run_at=data["run_at"],
-        created_at=data["created_at"],
-        updated_at=data["updated_at"],
-        started_at=data["started_at"],
-        lease_token=data["lease_token"],
-        lease_expires_at=data["lease_expires_at"],
-        worker_id=data["worker_id"],
-        idempotency_key=data["idempotency_key"],
-        depends_on=list(data["depends_on"]),
-        artifacts=[Artifact.from_dict(a) for a in data["artifacts"]],
-    )
+    return job_from_record(data)
 
 
 @dataclass(frozen=True)

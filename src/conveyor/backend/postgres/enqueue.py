@@ -19,12 +19,13 @@ from typing import Any
 from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 
-from conveyor import serde
+from conveyor import serde, states
 from conveyor.backend.postgres.rows import Row, row_to_job
 from conveyor.backend.protocol import EnqueueRequest, EnqueueResult
 from conveyor.backend.sqlfile import load_queries
 from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
-from conveyor.types import Job, JobState, RetryPolicy, new_job_id
+from conveyor.records import job_from_record
+from conveyor.types import JobState, RetryPolicy, new_job_id
 
 SQL = load_queries("conveyor.backend.postgres")
 
@@ -75,9 +76,9 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         # Row-locks each dependency (and flags it), so its completion waits for this commit
         # and then sees the new dependent: a dependent can never be left waiting forever.
         rows = yield SQL["mark_dependencies"], {"ids": deps, "tenant": req.tenant}, True
-        states = {r["id"]: r["state"] for r in rows}
+        dep_states = {r["id"]: r["state"] for r in rows}
         for dep in deps:
-            state = states.get(dep)
+            state = dep_states.get(dep)
             if state is None:
                 raise DependencyError(f"dependency {dep!r} does not exist")
             if state == JobState.CANCELED.value and canceled_dep is None:
@@ -87,8 +88,15 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
     if canceled_dep is not None:
         unfinished = []
 
+    canceled, pending = canceled_dep is not None, len(unfinished)
     params = {
         "off": offset,
+        "state_due": states.initial_state(
+            canceled_dependency=canceled, unfinished_dependencies=pending, due=True
+        ).value,
+        "state_future": states.initial_state(
+            canceled_dependency=canceled, unfinished_dependencies=pending, due=False
+        ).value,
         "id": job_id,
         "task": req.task,
         "queue": req.queue,
@@ -109,6 +117,13 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
     if unfinished:
         yield SQL["insert_deps"], {"deps": unfinished, "job_id": job_id}, False
     return EnqueueResult(row_to_job(row), created=True)
+
+
+PLAIN_STATES = {
+    "state_due": states.initial_state(canceled_dependency=False, unfinished_dependencies=0, due=True).value,
+    "state_future": states.initial_state(canceled_dependency=False, unfinished_dependencies=0, due=False).value,
+}
+"""The initial states of a job without dependencies, due now or later (the batch insert's choice)."""
 
 
 def is_plain(req: EnqueueRequest) -> bool:
@@ -147,39 +162,18 @@ def insert_batch_step(reqs: Sequence[EnqueueRequest], offset: float) -> tuple[li
                 "delay": req.delay,
             }
         )
-    return jobs, (SQL["insert_jobs"], {"off": offset, "jobs": serde.dumps(jobs)}, True)
+    return jobs, (SQL["insert_jobs"], {"off": offset, "jobs": serde.dumps(jobs), **PLAIN_STATES}, True)
 
 
 def batch_results(jobs: list[dict[str, Any]], rows: list[Row]) -> list[EnqueueResult]:
     """The stored jobs, built from what was sent plus what the database decided (state and
     times, one row per job in request order): the same Job that reading the row back gives,
     without shipping every column back."""
-    policies: dict[str, RetryPolicy] = {}
     results: list[EnqueueResult] = []
     for job, row in zip(jobs, rows, strict=True):
         assert row["id"] == job["id"]
-        retry = policies.get(job["retry"])
-        if retry is None:
-            retry = policies[job["retry"]] = RetryPolicy.from_dict(serde.loads(job["retry"]))
-        timeout = job["timeout"]
-        stored = Job(
-            id=job["id"],
-            task=job["task"],
-            queue=job["queue"],
-            tenant=job["tenant"],
-            args=serde.loads(job["args"]),
-            state=JobState(row["state"]),
-            priority=int(job["priority"]),
-            attempts=0,
-            max_attempts=int(job["max_attempts"]),
-            timeout=None if timeout is None else float(timeout),
-            retry=retry,
-            run_at=row["run_at"],
-            created_at=row["created_at"],
-            updated_at=row["created_at"],
-            depends_on=[],
-        )
-        results.append(EnqueueResult(stored, created=True))
+        record = {**job, **row, "updated_at": row["created_at"]}
+        results.append(EnqueueResult(job_from_record(record, encoded=True), created=True))
     return results
 
 

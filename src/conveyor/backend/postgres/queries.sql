@@ -71,11 +71,8 @@ WITH t AS (
     SELECT conveyor.now(%(off)s) AS now,
            coalesce(%(run_at)s::float8, conveyor.now(%(off)s) + coalesce(%(delay)s::float8, 0)) AS want
 ), s AS (
-    SELECT now, want,
-           CASE WHEN %(canceled_dep)s::text IS NOT NULL THEN 'canceled'
-                WHEN %(pending_deps)s::int > 0 THEN 'waiting'
-                WHEN want > now THEN 'scheduled'
-                ELSE 'queued' END AS state
+    -- The state comes from states.initial_state (enqueue.py): this only tells due from future.
+    SELECT now, want, CASE WHEN want > now THEN %(state_future)s ELSE %(state_due)s END AS state
     FROM t
 ), ins AS (
     INSERT INTO conveyor.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
@@ -467,7 +464,7 @@ LIMIT %(limit)s
 -- decided (state, run_at, created_at), in request order.
 WITH s AS MATERIALIZED (
     SELECT u.*, t.now, t.want,
-           CASE WHEN t.want > t.now THEN 'scheduled' ELSE 'queued' END AS state,
+           CASE WHEN t.want > t.now THEN %(state_future)s ELSE %(state_due)s END AS state,
            CASE WHEN t.want > t.now THEN t.want ELSE least(t.want, t.now) END AS stored_run_at
     FROM ROWS FROM (
         json_to_recordset(%(jobs)s::json) AS (id text, task text, queue text, tenant text, args text, priority bigint,

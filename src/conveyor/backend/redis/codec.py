@@ -6,15 +6,8 @@ from typing import Any
 
 from conveyor import serde
 from conveyor.backend.protocol import EnqueueRequest
-from conveyor.types import Artifact, Job, JobState, RetryPolicy, new_job_id
-
-
-def _float(value: str | None) -> float | None:
-    return None if value is None or value == "" else float(value)
-
-
-def _int(value: str | None, default: int = 0) -> int:
-    return default if value is None or value == "" else int(float(value))
+from conveyor.records import job_from_record
+from conveyor.types import Job, new_job_id
 
 
 def pairs(flat: list[str]) -> dict[str, str]:
@@ -23,34 +16,8 @@ def pairs(flat: list[str]) -> dict[str, str]:
 
 
 def job_from_hash(h: dict[str, str]) -> Job:
-    return Job(
-        id=h["id"],
-        task=h["task"],
-        queue=h["queue"],
-        tenant=h["tenant"],
-        args=serde.loads(h["args"]),
-        state=JobState(h["state"]),
-        priority=_int(h.get("priority")),
-        attempts=_int(h.get("attempts")),
-        max_attempts=_int(h.get("max_attempts"), 3),
-        timeout=_float(h.get("timeout")),
-        retry=RetryPolicy.from_dict(serde.loads(h.get("retry"))),
-        run_at=float(h["run_at"]),
-        created_at=float(h["created_at"]),
-        updated_at=float(h["updated_at"]),
-        started_at=_float(h.get("started_at")),
-        finished_at=_float(h.get("finished_at")),
-        lease_token=h.get("lease_token"),
-        lease_expires_at=_float(h.get("lease_expires_at")),
-        worker_id=h.get("worker_id"),
-        progress=_float(h.get("progress")),
-        progress_message=h.get("progress_message"),
-        result=serde.loads(h.get("result")),
-        error=serde.loads(h.get("error")),
-        idempotency_key=h.get("idempotency_key"),
-        depends_on=serde.loads(h.get("depends_on") or "[]"),
-        artifacts=[Artifact.from_dict(a) for a in serde.loads(h.get("artifacts") or "[]")],
-    )
+    """A job hash (every value a string) as a Job: the shared mapping of ``conveyor.records``."""
+    return job_from_record(h, encoded=True)
 
 
 def job_from_flat(flat: list[str]) -> Job:
