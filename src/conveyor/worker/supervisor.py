@@ -50,11 +50,6 @@ class Worker:
         self._capacity_changed = asyncio.Event()
         self._runner: JobRunner | None = None
 
-    @property
-    def runner(self) -> JobRunner:
-        assert self._runner is not None, "the worker is not running"
-        return self._runner
-
     def busy_executors(self) -> int:
         """Sync jobs running or waiting for an executor (what the autoscaler sizes the pool by)."""
         return self.capacity.sync_in_flight
