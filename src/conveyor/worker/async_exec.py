@@ -55,7 +55,7 @@ async def run_async_task(app: Conveyor, task: Task, run: JobRun, stop_grace: flo
         kwargs = task.bind(job.args)
     except pydantic.ValidationError as exc:
         return _failure(exc, retryable=False)
-    ctx = JobContext(app, job, run.context_stop_reason)
+    ctx = JobContext(app, job, run.task_stop_reason)
     if task.takes_context:
         kwargs["ctx"] = ctx
     work = asyncio.ensure_future(task.fn(**kwargs))
@@ -65,7 +65,7 @@ async def run_async_task(app: Conveyor, task: Task, run: JobRun, stop_grace: flo
         if work.done():
             return Outcome("stopped") if work.cancelled() else _outcome_of(work)
         if run.stopped.is_set():
-            if run.context_stop_reason() is not None and stop_grace > 0:
+            if run.task_stop_reason() is not None and stop_grace > 0:
                 await asyncio.wait({work}, timeout=stop_grace)
             if not work.done():
                 await _cancel(work)

@@ -26,9 +26,8 @@ from conveyor.context import JobContext
 from conveyor.types import Job
 from conveyor.worker.codec import error_dict, job_from_dict
 from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.stop import StopReason
 
-STOP_NONE, STOP_CANCELED, STOP_LEASE_LOST = 0, 1, 2
-STOP_REASONS = {STOP_CANCELED: "canceled", STOP_LEASE_LOST: "lease_lost"}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -62,7 +61,7 @@ def run_job(app: Conveyor, job: Job, stop_flag: Any) -> dict[str, Any]:
             "retryable": True,
             "error": error_dict("UnknownTask", f"task {job.task!r} is not registered in this worker's app"),
         }
-    ctx = JobContext(app, job, lambda: STOP_REASONS.get(stop_flag.value))
+    ctx = JobContext(app, job, lambda: StopReason.from_flag(stop_flag.value))
     try:
         try:
             kwargs = task.bind(job.args)

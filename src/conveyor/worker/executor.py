@@ -18,11 +18,11 @@ from typing import Any
 
 from conveyor import serde
 from conveyor.types import Job
-from conveyor.worker.child import STOP_CANCELED, STOP_LEASE_LOST, STOP_NONE, child_main
+from conveyor.worker.child import child_main
 from conveyor.worker.codec import Outcome, error_dict, job_to_dict
+from conveyor.worker.stop import NO_STOP_FLAG, StopReason
 
 BOOT_TIMEOUT = 120.0
-_STOP_CODES = {"canceled": STOP_CANCELED, "lease_lost": STOP_LEASE_LOST}
 
 
 class ExecutorBootError(Exception):
@@ -54,7 +54,7 @@ class Executor:
         self._mp = mp
         self._on_death = on_death
         self.conn, child_conn = mp.Pipe(duplex=True)
-        self.stop_flag: Any = mp.Value("i", STOP_NONE, lock=False)
+        self.stop_flag: Any = mp.Value("i", NO_STOP_FLAG, lock=False)
         self.process: SpawnProcess = mp.Process(
             target=child_main,
             args=(app_spec, child_conn, self.stop_flag, os.getpid()),
@@ -153,13 +153,17 @@ class Executor:
         self,
         job: Job,
         stopped: asyncio.Event,
-        stop_reason: Callable[[], str | None],
+        stop_reason: Callable[[], StopReason | None],
         stop_grace: float,
     ) -> Outcome:
-        """Run ``job`` in the child; honour its time limit and a stop request."""
+        """Run ``job`` in the child; honour its time limit and a stop request.
+
+        A stop the task is told about (cancel, lost lease) sets the child's stop flag and
+        waits up to ``stop_grace`` for the task to return; anything else kills the child.
+        """
         loop = asyncio.get_running_loop()
         self._result = result = loop.create_future()
-        self.stop_flag.value = STOP_NONE  # cleared before the job is sent, so no stale stop
+        self.stop_flag.value = NO_STOP_FLAG  # cleared before the job is sent, so no stale stop
         try:
             self.conn.send_bytes(serde.dumps({"op": "run", "job": job_to_dict(job)}).encode())
         except OSError:
@@ -172,10 +176,9 @@ class Executor:
         if result.done():
             return await self._outcome_of(result)
         if stopped.is_set():
-            reason = stop_reason() or "shutdown"
-            code = _STOP_CODES.get(reason)
-            if code is not None and stop_grace > 0:
-                self.stop_flag.value = code
+            reason = stop_reason() or StopReason.SHUTDOWN
+            if reason.tells_task and stop_grace > 0:
+                self.stop_flag.value = reason.flag
                 await asyncio.wait({result}, timeout=stop_grace)
             if not result.done() or result.exception() is not None:
                 await self.kill()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 from conveyor.backend.protocol import Lease
 from conveyor.types import Job
-
-StopReason = Literal["canceled", "lease_lost", "shutdown"]
+from conveyor.worker.stop import StopReason
 
 
 @dataclass
@@ -37,9 +35,10 @@ class JobRun:
         self.stopped.set()
         return True
 
-    def context_stop_reason(self) -> str | None:
+    def task_stop_reason(self) -> StopReason | None:
         """What ``ctx.cancelled`` reports: a cancel or a lost lease (a shutdown kills instead)."""
-        return self.stop_reason if self.stop_reason in ("canceled", "lease_lost") else None
+        reason = self.stop_reason
+        return reason if reason is not None and reason.tells_task else None
 
     @property
     def elapsed(self) -> float:

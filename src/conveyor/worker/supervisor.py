@@ -1,13 +1,18 @@
-"""The worker node's supervisor: claims jobs, holds their leases, records their outcomes.
+"""The worker node's supervisor: wires the parts of a node together and runs its life.
 
-One asyncio loop does all of it. Claims take as many jobs as there is free capacity, in one
-backend call; when nothing is claimable the loop sleeps in ``backend.wait_for_work`` (woken by
-the engine's notification) instead of polling. One heartbeat call per interval extends every
-held lease; a job whose lease comes back ``canceled`` or ``lost`` is stopped (its executor is
-killed) and never completed. Only the supervisor talks to the engine about a job's outcome,
-always with the job's lease token, so a stale node is fenced off by the engine. Successes are
-acknowledged in batches (``acks.CompletionBatcher``: one ``complete_many`` transaction for all
-the jobs that finished meanwhile).
+One asyncio loop does all of it. The parts, one job each:
+
+- ``claiming.ClaimLoop`` claims as many jobs as there is room for (``capacity.Capacity``, a
+  pure bookkeeping object), in one backend call, and sleeps in ``backend.wait_for_work``
+  when nothing is claimable.
+- ``execution.JobRunner`` runs each job (an executor process for a sync task, the event loop
+  for an async one) and tracks the jobs whose lease the node holds.
+- ``outcomes.OutcomeRecorder`` is the only part that tells the engine how a job ended, always
+  with its lease token, so a stale node is fenced off; successes are batched
+  (``acks.CompletionBatcher``).
+- ``heartbeats.heartbeat_loop`` extends every held lease with one call per interval and stops
+  jobs the engine reports ``canceled`` or ``lost``.
+- ``shutdown.Shutdown`` drains on the first signal and stops at once on the second.
 """
 
 from __future__ import annotations
@@ -16,55 +21,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
 
-from conveyor import states
 from conveyor.app import Conveyor
-from conveyor.backend.protocol import (
-    Backend,
-    ClaimRequest,
-    CompleteRequest,
-    FailRequest,
-    HeartbeatRequest,
-    ReleaseRequest,
-)
+from conveyor.backend.protocol import Backend
 from conveyor.errors import BackendUnavailable
-from conveyor.task import Task
-from conveyor.types import Job, JobState
-from conveyor.worker.acks import CompletionBatcher
-from conveyor.worker.async_exec import run_async_task
 from conveyor.worker.autoscaler import Autoscaler
-from conveyor.worker.codec import Outcome, error_dict
+from conveyor.worker.capacity import Capacity
+from conveyor.worker.claiming import ClaimLoop
 from conveyor.worker.config import WorkerConfig
-from conveyor.worker.jobrun import JobRun, StopReason
+from conveyor.worker.execution import JobRunner
+from conveyor.worker.heartbeats import heartbeat_loop
 from conveyor.worker.logs import log
 from conveyor.worker.maintenance import Maintenance
+from conveyor.worker.outcomes import OutcomeRecorder
 from conveyor.worker.pool import ExecutorPool
-
-T = TypeVar("T")
-ENGINE_RETRY = 0.5
-CLAIM_LINGER = 0.005
-"""Longest wait for more slots to free up before claiming a partial batch (see ``_gather_capacity``)."""
-
-
-def failure_report(job: Job, token: str, error: dict[str, Any], *, retryable: bool) -> FailRequest:
-    """What to tell the engine about a failed attempt: the lifecycle decides retry or dead letter."""
-    state = states.after_failure(job.attempts, job.max_attempts, retryable=retryable)
-    delay = job.retry.delay(job.attempts) if state is JobState.SCHEDULED else 0.0
-    return FailRequest(job.id, token, error, state, delay)
-
-
-async def first_of(*aws: Coroutine[Any, Any, Any]) -> None:
-    """Wait until the first of several coroutines finishes; cancel the others."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+from conveyor.worker.shutdown import SIGNALS, Shutdown
 
 
 class Worker:
@@ -73,91 +44,52 @@ class Worker:
     def __init__(self, app: Conveyor, config: WorkerConfig) -> None:
         self.app = app
         self.config = config.validate()
-        self.held: dict[str, JobRun] = {}
         self.pool = ExecutorPool(config.app_spec, config.concurrency, self._pool_changed)
-        self.has_async = any(t.is_async for t in app.tasks.values())
-        self.has_sync = not self.has_async or any(not t.is_async for t in app.tasks.values())
-        self._sync_in_flight = 0
-        self._async_in_flight = 0
-        self._settling = 0
-        """Jobs whose task returned and whose outcome is being recorded (their slot is free again)."""
-        self._async_slots = asyncio.Semaphore(config.async_concurrency)
-        self._capacity = asyncio.Event()
-        self._draining = asyncio.Event()
-        self._fast_stop = asyncio.Event()
-        self._job_tasks: set[asyncio.Task[None]] = set()
-        self._backend: Backend | None = None
-        self._acks: CompletionBatcher | None = None
-
-    @property
-    def backend(self) -> Backend:
-        assert self._backend is not None, "the worker is not running"
-        return self._backend
-
-    # -- capacity -------------------------------------------------------------------------------
-
-    def free_capacity(self) -> int:
-        """How many more jobs to claim now.
-
-        A claim cannot ask for sync or async jobs separately, so an app with both kinds
-        claims free executors plus free async slots, but never lets more sync jobs wait for
-        an executor than the pool has (a prefetch of at most one job per executor): a node
-        does not hoard work other nodes could run.
-        """
-        free = self._slot_capacity(self._sync_in_flight, self._async_in_flight)
-        return max(0, free - max(0, self._settling - self._settle_allowance()))
-
-    def _slot_capacity(self, sync_in_flight: int, async_in_flight: int) -> int:
-        if self.pool.failing and self.has_sync:
-            # Executors cannot start. A claim cannot ask for async jobs only, so a node that
-            # kept claiming would take sync jobs just to hand them back, over and over, while
-            # healthy nodes could run them: stop claiming until the pool boots again.
-            return 0
-        sync_free = self.pool.target - sync_in_flight
-        if not self.has_async:
-            return sync_free
-        async_free = self.config.async_concurrency - async_in_flight
-        if not self.has_sync:
-            return async_free
-        return min(sync_free + async_free, 2 * self.pool.target - sync_in_flight)
-
-    def _settle_allowance(self) -> int:
-        """How many finished jobs may wait for their outcome to be written while new ones run.
-
-        A job's slot is free as soon as its task returns, so the next claim overlaps with the
-        write of the previous outcomes (one round trip saved per batch). At most one full set
-        of slots may be settling: a slow engine cannot make the node hoard leases.
-        """
-        return max(1, self._slot_capacity(0, 0))
-
-    def _pool_changed(self) -> None:
-        """Executors stopped (or resumed) booting: hand back sync jobs that cannot start."""
-        self._capacity.set()
-        if not self.pool.failing:
-            return
-        for run in list(self.held.values()):
-            task = self.app.tasks.get(run.job.task)
-            if not run.executing and (task is None or not task.is_async) and run.stop("shutdown"):
-                log("job.handing_back", logging.WARNING, id=run.job.id, reason="executors fail to start")
+        self.capacity = Capacity.for_tasks(app.tasks.values(), self.pool.target, config.async_concurrency)
+        self.shutdown = Shutdown()
+        self._capacity_changed = asyncio.Event()
+        self._runner: JobRunner | None = None
 
     def busy_executors(self) -> int:
-        return self._sync_in_flight
+        """Sync jobs running or waiting for an executor (what the autoscaler sizes the pool by)."""
+        return self.capacity.sync_in_flight
+
+    def _pool_changed(self) -> None:
+        """The pool was resized, or stopped (or resumed) booting: hand back sync jobs that cannot start."""
+        self.capacity.pool_changed(self.pool.target, self.pool.failing)
+        self._capacity_changed.set()
+        if self.pool.failing and self._runner is not None:
+            self._runner.hand_back_unstartable()
+
+    def request_shutdown(self, sig: signal.Signals | None = None) -> None:
+        """First call: drain (stop claiming, finish within --grace). Second: stop now."""
+        running = len(self._runner.held) if self._runner is not None else 0
+        self.shutdown.request(sig, running, self.config.grace)
 
     # -- the node's life ----------------------------------------------------------------------
 
     async def run(self) -> int:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in SIGNALS:
             loop.add_signal_handler(sig, self.request_shutdown, sig)
         backend = await self._connect_engine()
         if backend is None:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in SIGNALS:
                 loop.remove_signal_handler(sig)
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
-        self._backend = backend
-        self._acks = CompletionBatcher(backend.complete_many, self._engine)
+        recorder = OutcomeRecorder(backend, patience=cfg.lease)
+        self._runner = runner = JobRunner(
+            self.app,
+            self.pool,
+            self.capacity,
+            recorder,
+            cfg.async_concurrency,
+            cfg.stop_grace,
+            self._capacity_changed.set,
+        )
+        claims = ClaimLoop(backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining)
         self.pool.start()
         log(
             "worker.start",
@@ -169,31 +101,30 @@ class Worker:
             heartbeat=cfg.heartbeat_interval,
         )
         background = [
-            asyncio.ensure_future(self._heartbeat_loop()),
-            asyncio.ensure_future(Maintenance(self.backend, cfg.maintenance).run()),
+            asyncio.ensure_future(heartbeat_loop(backend, runner.held, cfg.heartbeat_interval, cfg.lease)),
+            asyncio.ensure_future(Maintenance(backend, cfg.maintenance).run()),
         ]
         if cfg.max_executors > cfg.min_executors:
             scaler = Autoscaler(
-                self.backend,
+                backend,
                 self.pool,
                 cfg.queues,
                 cfg.min_executors,
                 cfg.max_executors,
                 cfg.autoscale,
                 self.busy_executors,
-                self._capacity.set,
+                self._pool_changed,
             )
             background.append(asyncio.ensure_future(scaler.run()))
         try:
-            await self._claim_loop()
-            await self._drain()
+            await claims.run()
+            await self.shutdown.drain(runner, cfg.grace, patience=cfg.lease + 10)
         finally:
-            if self._acks is not None:
-                await self._acks.close()  # every outcome handed in is written before the node exits
+            await recorder.close()  # every outcome handed in is written before the node exits
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in SIGNALS:
                 loop.remove_signal_handler(sig)
             await self.pool.close()
             await self.app.aclose()
@@ -208,265 +139,13 @@ class Worker:
         a shutdown was requested while waiting.
         """
         delay = 0.5
-        while not self._draining.is_set():
+        draining = self.shutdown.draining
+        while not draining.is_set():
             try:
                 return await self.app.backend()
             except BackendUnavailable as exc:
                 log("worker.engine_unavailable", logging.WARNING, error=str(exc), retry_in=delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._draining.wait(), timeout=delay)
+                await asyncio.wait_for(draining.wait(), timeout=delay)
             delay = min(delay * 2, 10.0)
         return None
-
-    def request_shutdown(self, sig: signal.Signals | None = None) -> None:
-        """First call: drain (stop claiming, finish within --grace). Second: stop now."""
-        name = sig.name if sig is not None else "request"
-        if self._draining.is_set():
-            log("worker.shutdown_now", signal=name)
-            self._fast_stop.set()
-        else:
-            log("worker.draining", signal=name, running=len(self.held), grace=self.config.grace)
-            self._draining.set()
-
-    # -- claiming -------------------------------------------------------------------------------
-
-    async def _claim_loop(self) -> None:
-        cfg = self.config
-        while not self._draining.is_set():
-            free = self.free_capacity()
-            if free <= 0:
-                self._capacity.clear()
-                await first_of(self._capacity.wait(), self._draining.wait())
-                continue
-            free = await self._gather_capacity(free)
-            try:
-                jobs = await self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
-            except Exception as exc:  # engine hiccup: back off, never crash the node
-                log("worker.claim_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
-                await first_of(asyncio.sleep(ENGINE_RETRY), self._draining.wait())
-                continue
-            for job in jobs:
-                self._start(JobRun(job))
-            if jobs:
-                continue
-            if cfg.burst:
-                if not self.held:
-                    log("worker.burst_done", id=cfg.worker_id)
-                    self._draining.set()
-                    return
-                self._capacity.clear()
-                await first_of(self._capacity.wait(), self._draining.wait(), asyncio.sleep(cfg.poll_interval))
-                continue
-            await first_of(self.backend.wait_for_work(cfg.queues, cfg.poll_interval), self._draining.wait())
-
-    async def _gather_capacity(self, free: int) -> int:
-        """Let a few more slots free up (at most ``CLAIM_LINGER``) before claiming a small batch.
-
-        Claiming as soon as one slot frees makes a busy node settle into claims (and then
-        acknowledgements) of one or two jobs: a round trip and a commit per job or two. Waiting
-        until half the slots are free, or a few milliseconds, claims in real batches. An idle
-        node (nothing executing) claims at once, so pickup latency does not change.
-        """
-        want = max(1, self._settle_allowance() // 2)
-        if free >= want or self._sync_in_flight + self._async_in_flight == 0:
-            return free
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + CLAIM_LINGER
-        while free < want and not self._draining.is_set():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._sync_in_flight + self._async_in_flight == 0:
-                break
-            self._capacity.clear()
-            await first_of(self._capacity.wait(), self._draining.wait(), asyncio.sleep(remaining))
-            free = self.free_capacity()
-        return free
-
-    def _start(self, run: JobRun) -> None:
-        task = self.app.tasks.get(run.job.task)
-        is_async = task is not None and task.is_async
-        self.held[run.job.id] = run
-        if is_async:
-            self._async_in_flight += 1
-        else:
-            self._sync_in_flight += 1
-        job_task = asyncio.ensure_future(self._execute(run, task, is_async))
-        self._job_tasks.add(job_task)
-        job_task.add_done_callback(self._job_tasks.discard)
-
-    # -- running one job ------------------------------------------------------------------------
-
-    async def _execute(self, run: JobRun, task: Task | None, is_async: bool) -> None:
-        job = run.job
-        slot_held = True
-
-        def free_slot() -> None:
-            nonlocal slot_held
-            if slot_held:
-                slot_held = False
-                if is_async:
-                    self._async_in_flight -= 1
-                else:
-                    self._sync_in_flight -= 1
-                self._capacity.set()
-
-        settling = False
-        try:
-            if task is None:
-                msg = f"task {job.task!r} is not registered in this worker's app"
-                outcome = Outcome("error", error=error_dict("UnknownTask", msg))
-            elif is_async:
-                outcome = await self._run_async(run, task)
-            else:
-                outcome = await self._run_sync(run)
-            # The task is over: its slot may take the next job while the outcome is written.
-            # The job stays in ``held`` (its lease is still heartbeaten) until it is recorded.
-            # A stopped job (handed back, canceled) keeps its slot until then, as before.
-            if outcome.kind != "stopped" and run.stop_reason is None:
-                settling = True
-                self._settling += 1
-                free_slot()
-            await self._settle(run, outcome)
-        except Exception:
-            logging.getLogger("conveyor.worker").exception("job %s: supervisor error", job.id)
-        finally:
-            self.held.pop(job.id, None)
-            if settling:
-                self._settling -= 1
-            free_slot()
-            self._capacity.set()
-
-    async def _run_sync(self, run: JobRun) -> Outcome:
-        acquire = asyncio.ensure_future(self.pool.acquire())
-        stop_wait = asyncio.ensure_future(run.stopped.wait())
-        await asyncio.wait({acquire, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-            return Outcome("stopped")
-        executor = acquire.result()
-        if run.stopped.is_set():  # stopped just as an executor came free: do not start it
-            self.pool.release(executor)
-            return Outcome("stopped")
-        self._begin(run)
-        try:
-            return await executor.run(run.job, run.stopped, lambda: run.stop_reason, self.config.stop_grace)
-        finally:
-            self.pool.release(executor)
-
-    async def _run_async(self, run: JobRun, task: Task) -> Outcome:
-        acquire = asyncio.ensure_future(self._async_slots.acquire())
-        stop_wait = asyncio.ensure_future(run.stopped.wait())
-        await asyncio.wait({acquire, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-        stop_wait.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
-            if not acquire.cancelled():
-                self._async_slots.release()
-            return Outcome("stopped")
-        self._begin(run)
-        try:
-            return await run_async_task(self.app, task, run, self.config.stop_grace)
-        finally:
-            self._async_slots.release()
-
-    def _begin(self, run: JobRun) -> None:
-        run.executing = True
-        run.started = time.monotonic()
-        job = run.job
-        log("job.start", id=job.id, task=job.task, queue=job.queue, attempt=job.attempts)
-
-    # -- recording outcomes ---------------------------------------------------------------------
-
-    async def _settle(self, run: JobRun, outcome: Outcome) -> None:
-        job = run.job
-        run.settling = True
-        base: dict[str, Any] = {"id": job.id, "task": job.task, "attempt": job.attempts, "duration": run.elapsed}
-        if outcome.kind == "stopped" or run.context_stop_reason() is not None:
-            if run.stop_reason == "shutdown":
-                released = await self._engine(lambda: self.backend.release(ReleaseRequest(job.id, run.lease.token)))
-                log("job.released" if released else "job.release_refused", **base)
-            else:
-                log("job.stopped", logging.WARNING, reason=run.stop_reason, **base)
-            return
-        if outcome.kind == "succeeded":
-            assert self._acks is not None
-            if await self._acks.complete(CompleteRequest(job.id, run.lease.token, outcome.result)):
-                log("job.finish", outcome="succeeded", **base)
-            else:
-                log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)
-            return
-        error = outcome.error or error_dict("Error", "unknown failure")
-        fail = failure_report(job, run.lease.token, error, retryable=outcome.retryable)
-        retry_delay = fail.retry_delay if fail.state is JobState.SCHEDULED else None
-        state = await self._engine(lambda: self.backend.fail(fail))
-        if state is None:
-            log("job.refused", logging.WARNING, outcome=outcome.kind, reason="lease lost", **base)
-            return
-        level = logging.ERROR if state is JobState.FAILED else logging.WARNING
-        fields: dict[str, Any] = {
-            **base,
-            "error": error.get("type"),
-            "message": error.get("message"),
-            "retry_in": retry_delay,
-        }
-        log("job.finish", level, outcome="failed" if state is JobState.FAILED else "retry", **fields)
-
-    async def _engine(self, call: Callable[[], Awaitable[T]]) -> T | None:
-        """Retry an outcome write while the engine is briefly unavailable (up to one lease).
-
-        Giving up is safe: the lease then expires and the reaper requeues the job. Any other
-        error is a bug: it is raised at once (and logged by the job's task), never retried.
-        """
-        deadline = asyncio.get_running_loop().time() + self.config.lease
-        while True:
-            try:
-                return await call()
-            except BackendUnavailable as exc:  # only an outage is worth waiting out; a bug is not
-                if asyncio.get_running_loop().time() > deadline:
-                    log("worker.engine_error", logging.ERROR, error=str(exc))
-                    return None
-                await asyncio.sleep(ENGINE_RETRY)
-
-    # -- leases -----------------------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        cfg = self.config
-        while True:
-            await asyncio.sleep(cfg.heartbeat_interval)
-            runs = list(self.held.values())  # settling ones too: recording an outcome may take a while
-            if not runs:
-                continue
-            try:
-                statuses = await self.backend.heartbeat(HeartbeatRequest(tuple(r.lease for r in runs), cfg.lease))
-            except Exception as exc:
-                log("worker.heartbeat_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}", jobs=len(runs))
-                continue
-            for run in runs:
-                status = statuses.get(run.job.id, "ok")
-                if status == "ok":
-                    continue
-                reason: StopReason = "canceled" if status == "canceled" else "lease_lost"
-                if run.stop(reason):
-                    log("job.stopping", logging.WARNING, id=run.job.id, task=run.job.task, reason=reason)
-
-    # -- shutdown ---------------------------------------------------------------------------------
-
-    async def _drain(self) -> None:
-        """Let running jobs finish within the grace period, then kill and release the rest."""
-        for run in list(self.held.values()):
-            if not run.executing:
-                run.stop("shutdown")  # never started: hand it back at once
-        if self.held and not self._fast_stop.is_set():
-            await first_of(self._all_done(), self._fast_stop.wait(), asyncio.sleep(self.config.grace))
-        for run in list(self.held.values()):
-            run.stop("shutdown")
-        if self._job_tasks:
-            await asyncio.wait(set(self._job_tasks), timeout=self.config.lease + 10)
-
-    async def _all_done(self) -> None:
-        while self._job_tasks:
-            await asyncio.wait(set(self._job_tasks))
