@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 
-from conveyor.app import Conveyor
-from conveyor.types import QueueConfig, RetryPolicy
+from conveyor import Conveyor, QueueConfig, RetryPolicy
 from examples import contacts, demo, report
 
 app = Conveyor(

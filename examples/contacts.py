@@ -20,8 +20,7 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import Field
 
-from conveyor.context import JobContext
-from conveyor.worker.errors import DoNotRetry
+from conveyor import DoNotRetry, JobContext
 
 REQUIRED_COLUMNS = ("name", "email")
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"

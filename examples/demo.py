@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from conveyor.context import JobContext
+from conveyor import JobContext
 
 Seconds = Annotated[float, Field(gt=0, le=3600)]
 

@@ -27,7 +27,7 @@ from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from conveyor.context import JobContext
+from conveyor import JobContext
 
 ALL_REGIONS = ("North", "South", "East", "West", "Central", "Coastal", "Mountain", "Islands")
 PALETTE = [

@@ -1,9 +1,12 @@
 """The application object: task registry, queue settings, engine from a URL, enqueue API.
 
 One ``Conveyor`` is shared by the web app that submits jobs, the worker that runs them and
-the CLI. Its sync methods run on a private event-loop thread (the "portal") so they work from
-plain scripts, Django views and executor processes alike; its ``*_async`` methods run on the
-caller's loop with an engine connection bound to that loop.
+the CLI. Its facade (enqueue, get, list_jobs, cancel, redrive, queue_stats, queue_position,
+events, pause_queue/resume_queue, migrate) is the one way in: nobody outside the worker and the
+API needs the engine itself. Each operation is one ``*_async`` coroutine, run on the caller's
+loop with an engine connection bound to that loop; its sync twin (``conveyor.blocking``) runs
+the same coroutine on a private event-loop thread (the "portal"), so it works from plain
+scripts, Django views and executor processes alike.
 """
 
 from __future__ import annotations
@@ -24,14 +27,27 @@ from conveyor.backend import Backend, create_backend
 from conveyor.backend.protocol import (
     CancelRequest,
     EnqueueRequest,
+    EnqueueResult,
+    EventsRequest,
     JobFilter,
     JobPage,
+    PauseRequest,
     RedriveRequest,
 )
+from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
-from conveyor.types import DEFAULT_MAX_ATTEMPTS, DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
+from conveyor.types import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TENANT,
+    Job,
+    JobEvent,
+    JobState,
+    QueueConfig,
+    QueueStats,
+    RetryPolicy,
+)
 
 if TYPE_CHECKING:
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
@@ -195,7 +211,11 @@ class Conveyor:
         return self._portal.call(run())
 
     def run_sync(self, make: Callable[[Backend], Awaitable[T]]) -> T:
-        """Run ``make(backend)`` on the portal loop from sync code."""
+        """Run ``make(backend)`` on the portal loop from sync code.
+
+        A raw engine call, for tests and engine-level tools; applications and the CLI use the
+        facade methods instead.
+        """
 
         async def go() -> T:
             return await make(await self.backend())
@@ -250,24 +270,29 @@ class Conveyor:
             max_depth=self.queue_config(queue).max_depth,
         )
 
-    async def enqueue_async(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
-        request = self.build_request(task_name, args, options)
-        backend = await self.backend()
-        return (await backend.enqueue(request)).job
+    async def submit_async(
+        self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
+    ) -> EnqueueResult:
+        """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
+        request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
+        return await (await self.backend()).enqueue(request)
 
-    def enqueue(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
-        request = self.build_request(task_name, args, options)
-        return self.run_sync(lambda b: _job_of(b.enqueue(request)))
+    async def enqueue_async(
+        self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
+    ) -> Job:
+        """Enqueue a job of ``task`` with ``args``; the job as stored (or the original, on a replay)."""
+        return (await self.submit_async(task, args, options)).job
 
-    # -- inspection and operator actions ------------------------------------------------------
+    submit = blocking(submit_async)
+    enqueue = blocking(enqueue_async)
+
+    # -- inspection and operator actions (sync twins declared from the async ones) --------------
 
     async def get_async(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or None when it does not exist (or belongs to another tenant)."""
         return await (await self.backend()).get(job_id, tenant)
 
-    def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        return self.run_sync(lambda b: b.get(job_id, tenant))
-
-    def list_jobs(
+    async def list_jobs_async(
         self,
         *,
         states: Iterable[JobState | str] = (),
@@ -277,22 +302,69 @@ class Conveyor:
         limit: int = 50,
         cursor: str | None = None,
     ) -> JobPage:
+        """Jobs newest first, filtered; pass ``page.next_cursor`` as ``cursor`` for the next page."""
         flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor)
-        return self.run_sync(lambda b: b.list_jobs(flt))
+        return await (await self.backend()).list_jobs(flt)
 
-    def cancel(self, job_id: str, tenant: str | None = None) -> Job:
-        return self.run_sync(lambda b: b.cancel(CancelRequest(job_id, tenant)))
+    async def cancel_async(self, job_id: str, tenant: str | None = None, reason: str = "canceled by request") -> Job:
+        """Cancel a job that has not ended (its waiting dependents too); raises JobNotFound, InvalidTransition."""
+        return await (await self.backend()).cancel(CancelRequest(job_id, tenant, reason))
 
-    def redrive(self, job_ids: Iterable[str] = (), *, queue: str | None = None, task: str | None = None) -> int:
-        req = RedriveRequest(tuple(job_ids), None, queue, task)
-        return self.run_sync(lambda b: b.redrive(req))
+    async def redrive_async(
+        self,
+        job_ids: Iterable[str] = (),
+        *,
+        queue: str | None = None,
+        task: str | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Move failed jobs back to queued (attempts reset): these ids, or every one matching queue/task."""
+        return await (await self.backend()).redrive(RedriveRequest(tuple(job_ids), tenant, queue, task))
 
-    def queue_stats(self) -> list[QueueStats]:
-        return self.run_sync(lambda b: b.queue_stats())
+    async def queue_stats_async(self, tenant: str | None = None) -> list[QueueStats]:
+        """Depth by state, oldest queued age and pause flag of every queue the engine knows."""
+        return await (await self.backend()).queue_stats(tenant)
+
+    async def queue_position_async(self, job_id: str) -> int | None:
+        """How many jobs of its queue run before this one; None unless it is queued."""
+        return await (await self.backend()).queue_position(job_id)
+
+    async def events_async(self, job_id: str, after_seq: int = 0, limit: int = 1000) -> list[JobEvent]:
+        """The job's history after ``after_seq`` (oldest first): resume from the last seq you saw."""
+        return await (await self.backend()).events(EventsRequest(job_id, after_seq, limit))
+
+    async def pause_queue_async(self, queue: str) -> None:
+        """Stop workers from claiming jobs of ``queue``; submits are still accepted, running jobs finish."""
+        await (await self.backend()).set_paused(PauseRequest(_queue_name(queue), True))
+
+    async def resume_queue_async(self, queue: str) -> None:
+        """Let workers claim from ``queue`` again."""
+        await (await self.backend()).set_paused(PauseRequest(_queue_name(queue), False))
+
+    async def migrate_async(self) -> list[str]:
+        """Apply pending schema migrations on a connection of its own; the names applied."""
+        backend = self._make_backend()
+        try:
+            return await backend.migrate()
+        finally:
+            await backend.close()
+
+    get = blocking(get_async)
+    list_jobs = blocking(list_jobs_async)
+    cancel = blocking(cancel_async)
+    redrive = blocking(redrive_async)
+    queue_stats = blocking(queue_stats_async)
+    queue_position = blocking(queue_position_async)
+    events = blocking(events_async)
+    pause_queue = blocking(pause_queue_async)
+    resume_queue = blocking(resume_queue_async)
+    migrate = blocking(migrate_async)
 
 
-async def _job_of(result: Awaitable[Any]) -> Job:
-    return (await result).job  # type: ignore[no-any-return]
+def _queue_name(queue: str) -> str:
+    if not queue.strip():
+        raise ConfigError("queue name must not be empty")
+    return queue
 
 
 def load_app(spec: str) -> Conveyor:

@@ -3,19 +3,27 @@
 A task that declares a ``ctx`` parameter receives one. Every write it makes (progress,
 artifacts) carries the job's lease token, so a worker that lost the lease is refused and told
 (``LeaseLost``) instead of overwriting the work of the worker that took over.
+
+Each write is one ``*_async`` coroutine; the sync method of the same name (for sync tasks, in
+executor processes) is its twin, declared with ``conveyor.blocking`` and run on the app's portal.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.backend.protocol import ArtifactRequest, EffectRequest, ProgressRequest
+from conveyor.blocking import blocking
 from conveyor.errors import JobCanceled, LeaseLost
 from conveyor.types import Artifact, Job
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
 
 T = TypeVar("T")
 StopReason = Callable[[], str | None]
@@ -29,7 +37,7 @@ def _no_stop() -> str | None:
 class JobContext:
     """Handed to task code: job identity, progress, cancellation, scratch space, artifacts."""
 
-    def __init__(self, app: Any, job: Job, stop_reason: StopReason = _no_stop) -> None:
+    def __init__(self, app: Conveyor, job: Job, stop_reason: StopReason = _no_stop) -> None:
         self.app = app
         self.job = job
         self._stop_reason = stop_reason
@@ -64,23 +72,23 @@ class JobContext:
         if reason is not None:
             raise LeaseLost(f"job {self.job_id}: this worker lost its lease")
 
+    # -- the portal, for the sync twins ------------------------------------------------------
+
+    def _sync(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Sync twins run on the app's portal, like the app's own (``conveyor.blocking``)."""
+        return self.app._sync(make)
+
     # -- progress -------------------------------------------------------------------------------
 
-    def _progress_request(self, fraction: float | None, message: str | None) -> ProgressRequest:
+    async def progress_async(self, fraction: float | None, message: str | None = None) -> None:
+        """Report how far the job is (0..1) with an optional message; raises LeaseLost if fenced off."""
         if fraction is not None and not 0.0 <= fraction <= 1.0:
             raise ValueError(f"progress fraction must be between 0 and 1, got {fraction}")
-        return ProgressRequest(self.job_id, self.token, fraction, message)
-
-    def progress(self, fraction: float | None, message: str | None = None) -> None:
-        """Report how far the job is (0..1) with an optional message; raises LeaseLost if fenced off."""
-        req = self._progress_request(fraction, message)
-        if not self.app.run_sync(lambda b: b.progress(req)):
+        backend = await self.app.backend()
+        if not await backend.progress(ProgressRequest(self.job_id, self.token, fraction, message)):
             raise LeaseLost(f"job {self.job_id}: progress refused, the lease is gone")
 
-    async def progress_async(self, fraction: float | None, message: str | None = None) -> None:
-        req = self._progress_request(fraction, message)
-        if not await (await self.app.backend()).progress(req):
-            raise LeaseLost(f"job {self.job_id}: progress refused, the lease is gone")
+    progress = blocking(progress_async)
 
     # -- scratch and artifacts -------------------------------------------------------------
 
@@ -96,19 +104,19 @@ class JobContext:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
 
-    def save_artifact(self, name: str, source: bytes | Path, content_type: str | None = None) -> Artifact:
-        """Store a result file in the app's result store and record it on the job."""
-        artifact = self.app.result_store.put(self.job_id, name, source, content_type)
-        req = ArtifactRequest(self.job_id, self.token, artifact)
-        if not self.app.run_sync(lambda b: b.add_artifact(req)):
-            raise LeaseLost(f"job {self.job_id}: artifact refused, the lease is gone")
-        return artifact  # type: ignore[no-any-return]
-
     async def save_artifact_async(self, name: str, source: bytes | Path, content_type: str | None = None) -> Artifact:
-        artifact = self.app.result_store.put(self.job_id, name, source, content_type)
-        if not await (await self.app.backend()).add_artifact(ArtifactRequest(self.job_id, self.token, artifact)):
+        """Store a result file in the app's result store and record it on the job.
+
+        The file is written on a thread, so an async task's event loop keeps running meanwhile.
+        """
+        store = self.app.result_store
+        artifact = await asyncio.to_thread(store.put, self.job_id, name, source, content_type)
+        backend = await self.app.backend()
+        if not await backend.add_artifact(ArtifactRequest(self.job_id, self.token, artifact)):
             raise LeaseLost(f"job {self.job_id}: artifact refused, the lease is gone")
-        return artifact  # type: ignore[no-any-return]
+        return artifact
+
+    save_artifact = blocking(save_artifact_async)
 
     # -- once-only side effects ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from conveyor.app import Conveyor
@@ -25,6 +27,9 @@ from conveyor.types import Job, JobState
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_APP = "examples.app:app"
+SERVER_START_DEADLINE = 120.0
+CHILD_PYTHONPATH = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+"""The repo (for ``examples``) before the inherited path, so a worktree's ``src`` stays first."""
 
 
 @dataclass
@@ -79,13 +84,52 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
         CONVEYOR_URL=url,
         CONVEYOR_RESULTS=str(tmp_path / "results"),
         EXAMPLES_DB=str(tmp_path / "examples.db"),
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=CHILD_PYTHONPATH,
         NO_COLOR="1",
     )
     runner = Cli(env, url, tmp_path)
     yield runner
     for conveyor in runner.apps:
         conveyor.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
+    """``conveyor serve --workers 1 --no-auth`` on a SQLite store, one per test module that uses it."""
+    tmp = tmp_path_factory.mktemp("remote")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env.update(
+        CONVEYOR_URL=f"sqlite:///{tmp / 'conveyor.db'}",
+        CONVEYOR_RESULTS=str(tmp / "results"),
+        EXAMPLES_DB=str(tmp / "examples.db"),
+        PYTHONPATH=CHILD_PYTHONPATH,
+        NO_COLOR="1",
+    )
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "conveyor", "serve", "--app", EXAMPLES_APP, "--port", str(port)]
+    command += ["--workers", "1", "--concurrency", "1", "--no-auth", "--log-level", "warning"]
+    proc = start_group(command, env, tmp / "serve.log")
+    try:
+        end = time.monotonic() + SERVER_START_DEADLINE
+        while True:
+            assert proc.poll() is None, (tmp / "serve.log").read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < end, "job service did not start"
+            time.sleep(0.2)
+        yield Cli(env, env["CONVEYOR_URL"], tmp), base
+    finally:
+        stop_group(proc)
 
 
 def _live_members(pgid: int) -> list[int]:

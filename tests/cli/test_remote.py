@@ -7,57 +7,13 @@ serves the module; the CLI talks to it only through ``conveyor.client``.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sys
-import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.cli.conftest import EXAMPLES_APP, REPO, Cli, start_group, stop_group
+from tests.cli.conftest import Cli
 
-DEADLINE = 120.0
 pytestmark = pytest.mark.xdist_group("cli-serve")  # one job service for the whole module
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    tmp = tmp_path_factory.mktemp("remote")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(
-        CONVEYOR_URL=f"sqlite:///{tmp / 'conveyor.db'}",
-        CONVEYOR_RESULTS=str(tmp / "results"),
-        EXAMPLES_DB=str(tmp / "examples.db"),
-        PYTHONPATH=str(REPO),
-        NO_COLOR="1",
-    )
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "conveyor", "serve", "--app", EXAMPLES_APP, "--port", str(port)]
-    command += ["--workers", "1", "--concurrency", "1", "--no-auth", "--log-level", "warning"]
-    proc = start_group(command, env, tmp / "serve.log")
-    try:
-        end = time.monotonic() + DEADLINE
-        while True:
-            assert proc.poll() is None, (tmp / "serve.log").read_text()
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < end, "job service did not start"
-            time.sleep(0.2)
-        yield Cli(env, env["CONVEYOR_URL"], tmp), base
-    finally:
-        stop_group(proc)
 
 
 def test_submit_over_http_and_wait_for_the_report(server: tuple[Cli, str]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conveyor.types import JobState
-from tests.cli.conftest import EXAMPLES_APP, REPO, Cli, start_group, stop_group
+from tests.cli.conftest import CHILD_PYTHONPATH, EXAMPLES_APP, Cli, start_group, stop_group
 
 DEADLINE = 120.0
 pytestmark = pytest.mark.xdist_group("cli-worker")  # one worker node for the whole module
@@ -39,7 +39,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         CONVEYOR_URL=url,
         CONVEYOR_RESULTS=str(tmp / "results"),
         EXAMPLES_DB=str(tmp / "examples.db"),
-        PYTHONPATH=str(REPO),
+        PYTHONPATH=CHILD_PYTHONPATH,
         NO_COLOR="1",
     )
     runner = Cli(env, url, tmp)

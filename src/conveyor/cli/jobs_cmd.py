@@ -10,7 +10,6 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from conveyor.backend.protocol import EventsRequest
 from conveyor.cli import ops_cmd, submit_cmd
 from conveyor.cli.common import APP_OPTION, URL_OPTION
 from conveyor.cli.errors import UsageError, cli_errors
@@ -32,6 +31,8 @@ from conveyor.types import JobEvent
 __all__ = ["jobs", "ops_cmd", "submit_cmd"]
 
 RECENT_EVENTS = 20
+HISTORY_LIMIT = 100_000
+"""Events read to show the most recent ones (a job's history is read oldest first)."""
 
 jobs = typer.Typer(help="List, inspect and cancel jobs.", no_args_is_help=True)
 app.add_typer(jobs, name="jobs")
@@ -82,10 +83,10 @@ def show(
             raise UsageError("--events must not be negative")
         with opened(app_spec, url) as conveyor:
             job = get_job(conveyor, job_id)
-            position = conveyor.run_sync(lambda b: b.queue_position(job_id))
+            position = conveyor.queue_position(job_id)
             history: list[JobEvent] = []
             if events:
-                history = conveyor.run_sync(lambda b: b.events(EventsRequest(job_id, 0, 100_000)))[-events:]
+                history = conveyor.events(job_id, 0, HISTORY_LIMIT)[-events:]
         if as_json:
             data = job_dict(job)
             data["queue_position"] = position

@@ -10,7 +10,6 @@ from __future__ import annotations
 import typer
 
 from conveyor.app import Conveyor
-from conveyor.backend.protocol import PauseRequest
 from conveyor.cli.common import APP_OPTION, URL_OPTION
 from conveyor.cli.errors import EXIT_ERROR, UsageError, cli_errors
 from conveyor.cli.main import app
@@ -139,7 +138,10 @@ def _set_paused(name: str, paused: bool, app_spec: str | None, url: str | None) 
         if not name.strip():
             raise UsageError("queue name must not be empty")
         with opened(app_spec, url) as conveyor:
-            conveyor.run_sync(lambda b: b.set_paused(PauseRequest(name, paused)))
+            if paused:
+                conveyor.pause_queue(name)
+            else:
+                conveyor.resume_queue(name)
         if paused:
             typer.echo(f"paused queue {name}: workers stop claiming from it; running jobs finish")
         else:

@@ -1,15 +1,14 @@
 """``submit --wait``: a live progress bar until the job ends, then its outcome and exit code.
 
 The same display serves both paths: a local engine (polled through the app) and the HTTP
-service (``ConveyorClient.wait`` calls back on every update). Both are normalised into a
-``Snapshot`` first, so the bar does not care where the status came from.
+service (``ConveyorClient.wait`` calls back on every update). Both speak the job service's
+status body (``JobStatus``; locally ``JobStatus.from_job``, the one job -> status mapping), so
+the bar does not care where the status came from.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 from rich.console import Console, RenderableType
@@ -26,6 +25,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from conveyor.api.schemas import JobStatus
 from conveyor.cli.render import console, error_summary, size, styled_state
 from conveyor.types import Job, JobState
 
@@ -39,71 +39,19 @@ NO_WORKER_HINT_AFTER = 10.0
 """Seconds a job may sit queued before the display suggests starting a worker."""
 
 
-@dataclass
-class Snapshot:
-    """What the display needs to know about a job at one moment."""
-
-    id: str
-    state: JobState
-    fraction: float | None = None
-    message: str | None = None
-    queue_position: int | None = None
-    attempts: int = 0
-    result: Any = None
-    error: dict[str, Any] | None = None
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def terminal(self) -> bool:
-        return self.state.terminal
+def local_status(job: Job, queue_position: int | None = None) -> JobStatus:
+    """The status body the job service would answer, with artifacts linked to their files."""
+    status = JobStatus.from_job(job, queue_position)
+    where = {a.name: a.location for a in job.artifacts}
+    artifacts = [a.model_copy(update={"url": where.get(a.name, a.url)}) for a in status.artifacts]
+    return status.model_copy(update={"artifacts": artifacts})
 
 
-def from_job(job: Job, queue_position: int | None = None) -> Snapshot:
-    return Snapshot(
-        id=job.id,
-        state=job.state,
-        fraction=job.progress,
-        message=job.progress_message,
-        queue_position=queue_position,
-        attempts=job.attempts,
-        result=job.result,
-        error=job.error,
-        artifacts=[a.to_dict() for a in job.artifacts],
-    )
-
-
-def _plain(value: Any) -> Any:
-    """A pydantic model, dataclass or dict as a dict (the client's models are pydantic)."""
-    if value is None or isinstance(value, dict):
-        return value
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return value
-
-
-def from_status(status: Any, base_url: str = "") -> Snapshot:
-    """Normalise the HTTP client's JobStatus (id, state, progress{fraction,message}, ...).
-
-    Artifact URLs in the status are relative to the service; ``base_url`` makes them absolute.
-    """
-    progress = _plain(getattr(status, "progress", None)) or {}
-    artifacts = [_plain(a) for a in getattr(status, "artifacts", None) or []]
-    for art in artifacts:
-        if isinstance(art, dict) and str(art.get("url", "")).startswith("/"):
-            art["url"] = base_url.rstrip("/") + art["url"]
-    return Snapshot(
-        id=str(status.id),
-        state=JobState(str(getattr(status.state, "value", status.state))),
-        fraction=progress.get("fraction"),
-        message=progress.get("message"),
-        queue_position=getattr(status, "queue_position", None),
-        attempts=int(getattr(status, "attempts", 0) or 0),
-        result=getattr(status, "result", None),
-        error=_plain(getattr(status, "error", None)),
-        artifacts=artifacts,
-    )
+def remote_status(status: JobStatus, base_url: str) -> JobStatus:
+    """A status from the job service, its artifact URLs (relative to the service) made absolute."""
+    base = base_url.rstrip("/")
+    artifacts = [a.model_copy(update={"url": base + a.url}) if a.url.startswith("/") else a for a in status.artifacts]
+    return status.model_copy(update={"artifacts": artifacts})
 
 
 MARKS = {JobState.SUCCEEDED: "[green]✓[/]", JobState.FAILED: "[red]✗[/]", JobState.CANCELED: "[dim]⊘[/]"}
@@ -145,9 +93,10 @@ class WaitDisplay:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def update(self, snap: Snapshot) -> None:
-        """Redraw from a snapshot; called on every poll or server update."""
-        message = snap.message or ""
+    def update(self, snap: JobStatus) -> None:
+        """Redraw from a status; called on every poll or server update."""
+        progress = snap.progress
+        message = (progress.message if progress else None) or ""
         if snap.state is JobState.QUEUED and snap.queue_position is not None:
             message = f"{snap.queue_position} ahead in queue"
         elif snap.state in (JobState.SCHEDULED, JobState.WAITING) and not message:
@@ -155,7 +104,7 @@ class WaitDisplay:
         description = f"{escape(self.task_name)} {styled_state(snap.state)}"
         if snap.attempts > 1:
             description += f" attempt {snap.attempts}"
-        fraction = 1.0 if snap.state is JobState.SUCCEEDED else snap.fraction
+        fraction = 1.0 if snap.state is JobState.SUCCEEDED else progress.fraction if progress else None
         mark = MARKS.get(snap.state)
         if fraction is None:
             self.progress.update(self.task_id, total=None, description=description, message=escape(message), mark=mark)
@@ -176,7 +125,7 @@ def exit_code(state: JobState) -> int:
     return {JobState.SUCCEEDED: EXIT_SUCCEEDED, JobState.CANCELED: EXIT_CANCELED}.get(state, EXIT_FAILED)
 
 
-def print_outcome(snap: Snapshot, elapsed: float, details: str) -> None:
+def print_outcome(snap: JobStatus, elapsed: float, details: str) -> None:
     """Result and artifacts on stdout; the job's error on stderr, with where to read the rest.
 
     The task's traceback is not printed here (it is the job's, kept on the job record);
@@ -187,10 +136,8 @@ def print_outcome(snap: Snapshot, elapsed: float, details: str) -> None:
     if snap.state is JobState.SUCCEEDED:
         out.print("result: " + orjson.dumps(snap.result).decode(), markup=False, soft_wrap=True)
     if snap.error:
-        err.print(f"error: {error_summary(snap.error)}", style="red", markup=False, soft_wrap=True)
+        err.print(f"error: {error_summary(snap.error.model_dump())}", style="red", markup=False, soft_wrap=True)
         err.print(f"details: {details}", style="dim", markup=False, soft_wrap=True)
     for art in snap.artifacts:
-        where = art.get("url") or art.get("location") or ""
-        kind = art.get("content_type") or ""
-        line = f"artifact: {art.get('name')} ({size(int(art.get('size') or 0))}, {kind}) {where}"
+        line = f"artifact: {art.name} ({size(art.size)}, {art.content_type}) {art.url}"
         out.print(line, markup=False, soft_wrap=True)

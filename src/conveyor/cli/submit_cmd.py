@@ -13,21 +13,13 @@ from typing import Any
 
 import typer
 
+from conveyor.api.schemas import JobStatus
 from conveyor.app import Conveyor
-from conveyor.backend.protocol import Backend
 from conveyor.cli.common import APP_OPTION
 from conveyor.cli.errors import UsageError, cli_errors, fail
 from conveyor.cli.main import app
 from conveyor.cli.parsing import parse_assignments, parse_duration
-from conveyor.cli.progress import (
-    EXIT_TIMEOUT,
-    Snapshot,
-    WaitDisplay,
-    exit_code,
-    from_job,
-    from_status,
-    print_outcome,
-)
+from conveyor.cli.progress import EXIT_TIMEOUT, WaitDisplay, exit_code, local_status, print_outcome, remote_status
 from conveyor.cli.render import console
 from conveyor.task import CallOptions
 from conveyor.types import JobState
@@ -86,8 +78,7 @@ def _submit_local(
 
     conveyor = load_app(spec)
     try:
-        request = conveyor.build_request(task, args, options)
-        outcome = conveyor.run_sync(lambda b: b.enqueue(request))
+        outcome = conveyor.submit(task, args, options)
         job = outcome.job
         replay = "" if outcome.created else " (existing job for this idempotency key)"
         _announce(job.id, job.task, job.queue, job.state.value + replay)
@@ -111,16 +102,16 @@ def _follow_local(conveyor: Conveyor, job_id: str, task: str, timeout: float | N
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
 
-    async def read(backend: Backend) -> Snapshot:
-        job = await backend.get(job_id)
+    def read() -> JobStatus:
+        job = conveyor.get(job_id)
         if job is None:  # pruned while we watched: nothing more to show
             raise UsageError(f"job {job_id} disappeared (pruned?)")
-        position = await backend.queue_position(job_id) if job.state is JobState.QUEUED else None
-        return from_job(job, position)
+        position = conveyor.queue_position(job_id) if job.state is JobState.QUEUED else None
+        return local_status(job, position)
 
     with WaitDisplay(job_id, task) as display:
         while True:
-            snap = conveyor.run_sync(read)
+            snap = read()
             display.update(snap)
             if snap.terminal:
                 break
@@ -137,7 +128,7 @@ def _stopped_waiting(job_id: str) -> int:
     return EXIT_INTERRUPTED
 
 
-def _timed_out(job_id: str, snap: Snapshot) -> int:
+def _timed_out(job_id: str, snap: JobStatus) -> int:
     typer.secho(
         f"timeout: job {job_id} is still {snap.state.value}; it goes on (conveyor jobs show {job_id})", err=True
     )
@@ -167,7 +158,7 @@ def _submit_remote(
             delay=options.delay,
             idempotency_key=options.idempotency_key,
         )
-        snap = from_status(status, server)
+        snap = remote_status(status, server)
         _announce(snap.id, status.task, status.queue, snap.state.value)
         if not wait:
             return 0
@@ -175,13 +166,15 @@ def _submit_remote(
         with WaitDisplay(snap.id, status.task) as display:
             display.update(snap)
             try:
-                final = client.wait(snap.id, timeout=timeout, on_update=lambda s: display.update(from_status(s)))
+                final = client.wait(
+                    snap.id, timeout=timeout, on_update=lambda s: display.update(remote_status(s, server))
+                )
             except KeyboardInterrupt:
                 return _stopped_waiting(snap.id)
             except TimeoutError as exc:  # conveyor.client.WaitTimeout carries the last status seen
                 last = getattr(exc, "last", None)
-                return _timed_out(snap.id, from_status(last, server) if last is not None else snap)
-            snap = from_status(final, server)
+                return _timed_out(snap.id, remote_status(last, server) if last is not None else snap)
+            snap = remote_status(final, server)
             display.update(snap)
         print_outcome(snap, time.monotonic() - started, f"GET {server.rstrip('/')}/v1/jobs/{snap.id}")
         return exit_code(snap.state)
