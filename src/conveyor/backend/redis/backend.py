@@ -24,6 +24,7 @@ from conveyor.backend.protocol import (
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    EffectOutcome,
     EffectRequest,
     EnqueueRequest,
     EnqueueResult,
@@ -315,8 +316,8 @@ class RedisBackend:
     async def prune(self, req: PruneRequest) -> int:
         return int(await self._script("prune", repr(float(req.older_than))))
 
-    async def record_effect(self, req: EffectRequest) -> bool:
-        return bool(await self._script("effect", req.job_id, req.key, serde.dumps(req.value)))
+    async def record_effect(self, req: EffectRequest) -> EffectOutcome:
+        return EffectOutcome(await self._script("effect", req.job_id, req.token, req.key, serde.dumps(req.value)))
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         value = await self._command("HGET", self.keys.effects(job_id), key)
