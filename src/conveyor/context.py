@@ -1,7 +1,7 @@
 """JobContext: what a running task knows and may do about its own job.
 
 A task that declares a ``ctx`` parameter receives one. Every write it makes (progress,
-artifacts) carries the job's lease token, so a worker that lost the lease is refused and told
+artifacts, once-only effects) carries the job's lease token, so a worker that lost the lease is refused and told
 (``LeaseLost``) instead of overwriting the work of the worker that took over.
 
 Each write is one ``*_async`` coroutine; the sync method of the same name (for sync tasks, in
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.backend.protocol import ArtifactRequest, EffectRequest, ProgressRequest
+from conveyor.backend.protocol import ArtifactRequest, EffectOutcome, EffectRequest, ProgressRequest
 from conveyor.blocking import blocking
 from conveyor.errors import JobCanceled, LeaseLost
 from conveyor.types import Artifact, Job
@@ -121,24 +121,41 @@ class JobContext:
     # -- once-only side effects ----------------------------------------------------------------
 
     def once(self, key: str, effect: Callable[[], T]) -> T:
-        """Run ``effect`` unless an earlier attempt of this job already did; return its value.
+        """Run ``effect`` unless an earlier attempt of this job already recorded it; return its value.
 
-        The value must be JSON. If the process dies between the effect and the record, the
-        effect runs again on retry: make the effect itself idempotent where that matters
-        (e.g. pass the job id as the provider's idempotency key).
+        The value must be JSON. The record is fenced with this attempt's lease token: if this
+        worker lost the lease meanwhile (paused past it, the job taken over), nothing is stored
+        and ``LeaseLost`` stops the task; if the key was recorded first by someone else, that
+        record wins and its value is returned. The effect runs before it is recorded, so it can
+        run twice: when the process dies between the effect and the record, or when the lease
+        is lost while the effect runs (the new owner does not see a record yet). Make the effect
+        itself idempotent where that matters (e.g. pass the job id as the provider's key).
         """
         done, value = self.app.run_sync(lambda b: b.get_effect(self.job_id, key))
         if done:
             return value  # type: ignore[no-any-return]
+        self.raise_if_cancelled()  # a task that must stop starts no new side effect
         value = effect()
-        self.app.run_sync(lambda b: b.record_effect(EffectRequest(self.job_id, key, value)))
-        return value
+        req = EffectRequest(self.job_id, self.token, key, value)
+        outcome = self.app.run_sync(lambda b: b.record_effect(req))
+        if outcome is EffectOutcome.EXISTS:
+            return self.app.run_sync(lambda b: b.get_effect(self.job_id, key))[1]  # type: ignore[no-any-return]
+        return self._recorded(key, outcome, value)
 
     async def once_async(self, key: str, effect: Callable[[], Awaitable[T]]) -> T:
         backend = await self.app.backend()
         done, value = await backend.get_effect(self.job_id, key)
         if done:
             return value  # type: ignore[no-any-return]
+        self.raise_if_cancelled()
         value = await effect()
-        await backend.record_effect(EffectRequest(self.job_id, key, value))
+        outcome = await backend.record_effect(EffectRequest(self.job_id, self.token, key, value))
+        if outcome is EffectOutcome.EXISTS:
+            return (await backend.get_effect(self.job_id, key))[1]  # type: ignore[no-any-return]
+        return self._recorded(key, outcome, value)
+
+    def _recorded(self, key: str, outcome: EffectOutcome, value: T) -> T:
+        """The value of a recorded effect; LeaseLost when the record was fenced off."""
+        if outcome is EffectOutcome.LOST:
+            raise LeaseLost(f"job {self.job_id}: effect {key!r} not recorded, the lease is gone")
         return value

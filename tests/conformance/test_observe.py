@@ -1,5 +1,5 @@
-"""Reads and housekeeping: list_jobs, queue_stats, events, prune, effects, drain_stats,
-wait_for_work."""
+"""Reads and housekeeping: list_jobs, queue_stats, events, prune, drain_stats, wait_for_work
+(effects: test_effects.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from conveyor.backend import Backend
 from conveyor.backend.protocol import (
     CancelRequest,
     CompleteRequest,
-    EffectRequest,
     EventsRequest,
     FailRequest,
     JobFilter,
@@ -245,32 +244,6 @@ async def test_prune_forgets_expired_idempotency_keys(backend: Backend) -> None:
     assert await backend.prune(PruneRequest(older_than=3600)) == 0  # the job itself is pending
     second = await backend.enqueue(req(args={"other": 1}, idempotency_key="k"))
     assert second.created and second.job.id != first.job.id
-
-
-# -- effects ------------------------------------------------------------------------------
-
-
-async def test_effects_are_recorded_once(backend: Backend) -> None:
-    requires(backend, "effects")
-    job = await enqueue(backend)
-    assert await backend.get_effect(job.id, "email") == (False, None)
-    assert await backend.record_effect(EffectRequest(job.id, "email", {"message_id": "m-1"})) is True
-    assert await backend.record_effect(EffectRequest(job.id, "email", {"message_id": "m-2"})) is False
-    assert await backend.get_effect(job.id, "email") == (True, {"message_id": "m-1"})
-    assert await backend.record_effect(EffectRequest(job.id, "charge")) is True
-    assert await backend.get_effect(job.id, "charge") == (True, None)
-    other = await enqueue(backend)
-    assert await backend.get_effect(other.id, "email") == (False, None)
-
-
-async def test_effects_race_has_one_winner(backend: Backend, open_backend: OpenBackend) -> None:
-    requires(backend, "effects")
-    job = await enqueue(backend)
-    instances = [backend, *await asyncio.gather(*(open_backend() for _ in range(5)))]
-    wins = await asyncio.gather(*(b.record_effect(EffectRequest(job.id, "pay", i)) for i, b in enumerate(instances)))
-    assert sorted(wins) == [False] * 5 + [True]
-    done, value = await backend.get_effect(job.id, "pay")
-    assert done and value == wins.index(True)
 
 
 # -- drain_stats --------------------------------------------------------------------------

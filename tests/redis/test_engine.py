@@ -1,5 +1,5 @@
 """Redis-specific behaviour the conformance suite cannot see: key layout, scripts, wake-ups,
-server clock, retried calls, and how the engine behaves while Redis is down."""
+server clock, and how the engine behaves while Redis is down."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from conveyor.backend.protocol import (
     ClaimRequest,
     CompleteRequest,
     EnqueueRequest,
-    FailRequest,
-    HeartbeatRequest,
-    Lease,
 )
 from conveyor.backend.redis.backend import RedisBackend
 from conveyor.backend.redis.keys import parse_redis_url
@@ -117,38 +114,6 @@ async def test_concurrent_claimers_never_share_a_job(redis_url: str) -> None:
     finally:
         for b in instances:
             await b.close()
-
-
-async def test_retried_calls_recognise_their_own_earlier_effect(backend: RedisBackend) -> None:
-    """A call whose reply was lost is re-sent with the retry flag: it must not double-apply."""
-    job = (await backend.enqueue(req(job_id="fixed-id"))).job
-
-    async def raw(name: str, *args: object) -> object:
-        return await backend._scripts[name](keys=[backend.keys.base], args=["0", "1", *args])
-
-    from conveyor import serde
-    from conveyor.backend.redis.backend import INITIAL_STATES
-    from conveyor.backend.redis.codec import encode_request
-
-    again = await raw("enqueue", serde.dumps([encode_request(req(job_id="fixed-id"))]), INITIAL_STATES)
-    assert again[0] == "ok" and again[1][0] == 1  # reported as created, still one job
-    [running] = await claim(backend)
-    assert running.id == job.id
-    assert await backend.complete(CompleteRequest(job.id, running.lease_token or "", 1))
-    assert await raw("complete", job.id, running.lease_token, "1") == 1
-    assert not await backend.complete(CompleteRequest(job.id, running.lease_token or "", 1))  # no retry flag: fenced
-
-
-async def test_fail_retry_flag_returns_the_state_already_reached(backend: RedisBackend) -> None:
-    await backend.enqueue(req())
-    [job] = await claim(backend)
-    token = job.lease_token or ""
-    assert await backend.fail(FailRequest(job.id, token, {"type": "X"}, JobState.SCHEDULED, 5.0)) is JobState.SCHEDULED
-    reply = await backend._scripts["fail"](
-        keys=[backend.keys.base], args=["0", "1", job.id, token, "{}", "scheduled", "5"]
-    )
-    assert reply == "scheduled"
-    assert await backend.heartbeat(HeartbeatRequest((Lease(job.id, token),))) == {job.id: "lost"}
 
 
 async def test_unreachable_redis_raises_backend_unavailable() -> None:

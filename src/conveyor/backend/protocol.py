@@ -69,6 +69,12 @@ Semantics every engine must follow:
   so an observer can resume from the last seq it saw without gaps. Types: ``enqueued`` (first,
   with the initial state), ``state`` (every later change; the new state; a failure's data has
   ``error``), ``progress`` (data ``fraction``, ``message``), ``artifact`` (the artifact's fields).
+* ``record_effect``: fenced like ``progress``, in one atomic step: when the job is not
+  ``running`` with ``token`` (unknown job, stale token, job no longer running) it stores
+  nothing and answers ``EffectOutcome.LOST``; else it stores ``value`` under ``key`` unless
+  the key is already recorded for the job (answers ``RECORDED``), or keeps the earlier
+  record untouched (answers ``EXISTS``: the first record wins, read it with ``get_effect``).
+  ``get_effect`` is a plain read, not fenced.
 * ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
   ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
@@ -76,6 +82,7 @@ Semantics every engine must follow:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from conveyor.types import (
@@ -255,8 +262,21 @@ class PruneRequest:
 @dataclass(frozen=True)
 class EffectRequest:
     job_id: str
+    token: str
+    """The lease token of the caller's attempt: only the current lease holder records."""
     key: str
     value: Any = None
+
+
+class EffectOutcome(StrEnum):
+    """What ``record_effect`` did (see the module docstring)."""
+
+    RECORDED = "recorded"
+    """Stored now: this call's value is the effect's record."""
+    EXISTS = "exists"
+    """The key was recorded earlier; that record is kept and this value is not stored."""
+    LOST = "lost"
+    """Fenced off: the job is not running with this token; nothing stored."""
 
 
 @dataclass(frozen=True)
@@ -345,8 +365,8 @@ class Backend(Protocol):
     async def prune(self, req: PruneRequest) -> int:
         """Delete old finished jobs and expired idempotency keys; returns jobs deleted."""
 
-    async def record_effect(self, req: EffectRequest) -> bool:
-        """Remember that side effect ``key`` of the job is done; False if it already was."""
+    async def record_effect(self, req: EffectRequest) -> EffectOutcome:
+        """Remember that side effect ``key`` of the job is done, if the caller holds the lease."""
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         """(done, value) of a side effect recorded earlier for this job."""

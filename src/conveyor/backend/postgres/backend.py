@@ -28,6 +28,7 @@ from conveyor.backend.protocol import (
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    EffectOutcome,
     EffectRequest,
     EnqueueRequest,
     EnqueueResult,
@@ -464,13 +465,12 @@ class PostgresBackend:
         await self._write1(lambda conn: _exec(conn, "delete_expired_keys", {"off": self.clock_offset}), "pruning keys")
         return deleted
 
-    async def record_effect(self, req: EffectRequest) -> bool:
-        params = {"job_id": req.job_id, "key": req.key, "value": serde.dumps(req.value)}
-
-        async def run(conn: Conn) -> bool:
-            return await _exec(conn, "record_effect", params) == 1
-
-        return await self._write1(run, "recording an effect")
+    async def record_effect(self, req: EffectRequest) -> EffectOutcome:
+        params = {"job_id": req.job_id, "token": req.token, "key": req.key, "value": serde.dumps(req.value)}
+        row = await self._write1(lambda conn: _one(conn, "record_effect", params), "recording an effect")
+        if row is None or not row["owned"]:
+            return EffectOutcome.LOST
+        return EffectOutcome.RECORDED if row["recorded"] else EffectOutcome.EXISTS
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         row = await self._redoable(

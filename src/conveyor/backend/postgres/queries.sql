@@ -400,8 +400,20 @@ SELECT count(*) AS n FROM gone
 DELETE FROM conveyor.idempotency_keys WHERE expires_at < conveyor.now(%(off)s)
 
 -- name: record_effect
-INSERT INTO conveyor.job_effects (job_id, key, value) VALUES (%(job_id)s, %(key)s, %(value)s)
-ON CONFLICT DO NOTHING
+-- Fenced like progress: only the running job with this lease token records, and only a new key.
+-- FOR SHARE holds the job row until commit, so a reap or takeover cannot slip in between the
+-- check and the insert (it waits, or we see its new state and record nothing).
+WITH owner AS (
+    SELECT id FROM conveyor.jobs
+    WHERE id = %(job_id)s AND lease_token = %(token)s AND state = 'running'
+    FOR SHARE
+), ins AS (
+    INSERT INTO conveyor.job_effects (job_id, key, value)
+    SELECT id, %(key)s, %(value)s FROM owner
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM owner) AS owned, EXISTS (SELECT 1 FROM ins) AS recorded
 
 -- name: get_effect
 SELECT value FROM conveyor.job_effects WHERE job_id = %(job_id)s AND key = %(key)s

@@ -4,8 +4,8 @@ Jobs are hashes, the claim path is one sorted set per queue, leases one sorted s
 history one sorted set per job keyed by a global INCR sequence (layout: keys.py and
 docs/operations-redis.md). One instance is bound to the event loop that opened it (the app
 keeps one per loop). Every connection error becomes BackendUnavailable; a call whose answer
-was lost is retried once with a flag that lets the script recognise its own earlier effect,
-so a retry never double-applies a transition.
+was lost is retried once with the same call id, and a state-changing script answers the retry
+from the reply it stored under that id (scripts.py), so a retry never double-applies.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from conveyor.backend.protocol import (
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    EffectOutcome,
     EffectRequest,
     EnqueueRequest,
     EnqueueResult,
@@ -44,7 +45,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.backend.redis.codec import encode_request, job_from_flat, pairs
 from conveyor.backend.redis.keys import Keys, parse_redis_url
-from conveyor.backend.redis.scripts import register_all
+from conveyor.backend.redis.scripts import new_call_id, register_all
 from conveyor.errors import (
     BackendUnavailable,
     ConveyorError,
@@ -113,11 +114,16 @@ class RedisBackend:
         return self._client
 
     async def _script(self, name: str, *args: Any) -> Any:
-        """Run script ``name``; on a lost connection retry once, telling the script it is a retry."""
+        """Run script ``name``; on a lost connection retry once with the same call id.
+
+        What a retry may do is declared per script in ``scripts.SCRIPTS``: a state-changing
+        script answers a retry from the reply it stored under the call id (never applied twice).
+        """
         self._ensure_client()
+        call_id = new_call_id(name)
         for attempt in (0, 1):
             try:
-                argv = [repr(self.clock_offset), "1" if attempt else "0", *args]
+                argv = [repr(self.clock_offset), ("1" if attempt else "0") + call_id, *args]
                 return await self._scripts[name](keys=[self.keys.base], args=argv)
             except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
                 if attempt == 1:
@@ -327,8 +333,8 @@ class RedisBackend:
     async def prune(self, req: PruneRequest) -> int:
         return int(await self._script("prune", repr(float(req.older_than))))
 
-    async def record_effect(self, req: EffectRequest) -> bool:
-        return bool(await self._script("effect", req.job_id, req.key, serde.dumps(req.value)))
+    async def record_effect(self, req: EffectRequest) -> EffectOutcome:
+        return EffectOutcome(await self._script("effect", req.job_id, req.token, req.key, serde.dumps(req.value)))
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         value = await self._command("HGET", self.keys.effects(job_id), key)

@@ -25,6 +25,7 @@ from conveyor.backend.protocol import (
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    EffectOutcome,
     EffectRequest,
     EnqueueRequest,
     EnqueueResult,
@@ -638,11 +639,14 @@ class SQLiteBackend:
 
         return await self._run(run)
 
-    async def record_effect(self, req: EffectRequest) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
+    async def record_effect(self, req: EffectRequest) -> EffectOutcome:
+        def run(conn: sqlite3.Connection) -> EffectOutcome:
             with self._tx(conn):
-                params = {"job_id": req.job_id, "key": req.key, "value": serde.dumps(req.value)}
-                return conn.execute(SQL["record_effect"], params).rowcount == 1
+                params = {"job_id": req.job_id, "token": req.token, "key": req.key, "value": serde.dumps(req.value)}
+                if conn.execute(SQL["record_effect"], params).rowcount == 1:
+                    return EffectOutcome.RECORDED
+                owned = conn.execute(SQL["effect_fence"], params).fetchone() is not None
+                return EffectOutcome.EXISTS if owned else EffectOutcome.LOST
 
         return await self._run(run)
 

@@ -175,7 +175,13 @@ DELETE FROM job_deps WHERE job_id = :id OR depends_on = :id
 DELETE FROM idempotency_keys WHERE expires_at < :now
 
 -- name: record_effect
-INSERT OR IGNORE INTO job_effects (job_id, key, value) VALUES (:job_id, :key, :value)
+-- Fenced: inserts only for the running job with this lease token, and only if the key is new.
+INSERT OR IGNORE INTO job_effects (job_id, key, value)
+SELECT id, :key, :value FROM jobs WHERE id = :job_id AND lease_token = :token AND state = 'running'
+
+-- name: effect_fence
+-- After record_effect inserted nothing (same transaction): a row here means "exists", none "lost".
+SELECT 1 FROM jobs WHERE id = :job_id AND lease_token = :token AND state = 'running'
 
 -- name: get_effect
 SELECT value FROM job_effects WHERE job_id = :job_id AND key = :key

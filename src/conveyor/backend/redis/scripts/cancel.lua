@@ -7,9 +7,6 @@ local j = load(id)
 if not j or (tenant ~= '' and j.tenant ~= tenant) then
   return {'not_found'}
 end
-if RETRY and j.state == 'canceled' then
-  return {'ok', hgetall(id)}
-end
 if j.state == 'succeeded' or j.state == 'failed' or j.state == 'canceled' then
   return {'terminal', j.state}
 end

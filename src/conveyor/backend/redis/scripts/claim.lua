@@ -10,23 +10,6 @@ end
 for i = 1, limit do
   tokens[i] = ARGV[6 + nq + i]
 end
-local batch_key = B .. ':claim:' .. tokens[1]
-
-if RETRY then
-  -- The first try may have claimed jobs whose answer was lost: hand those same jobs back.
-  local prev = redis.call('LRANGE', batch_key, 0, -1)
-  if #prev > 0 then
-    local out = {}
-    for _, id in ipairs(prev) do
-      local j = load(id)
-      if j and j.state == 'running' and j.lease_token == tokens[#out + 1] then
-        out[#out + 1] = hgetall(id)
-      end
-    end
-    return out
-  end
-end
-
 local candidates = {}
 for _, q in ipairs(queues) do
   promote_queue(q, math.max(limit, 1000))
@@ -46,7 +29,7 @@ if nq > 1 then
   end)
 end
 
-local out, ids = {}, {}
+local out = {}
 local expires = fmt(NOW + lease)
 for i = 1, math.min(limit, #candidates) do
   local id = string.sub(candidates[i].member, 22)
@@ -55,11 +38,6 @@ for i = 1, math.min(limit, #candidates) do
   transition(j, 'running', {attempts = tostring(attempt), lease_token = tokens[i], lease_expires_at = expires,
     worker_id = worker, started_at = fmt(NOW)})
   event(id, 'state', 'running', cjson.encode({attempt = attempt, worker = worker}))
-  ids[#ids + 1] = id
   out[#out + 1] = hgetall(id)
-end
-if #ids > 0 then
-  redis.call('RPUSH', batch_key, unpack(ids))
-  redis.call('PEXPIRE', batch_key, math.max(1000, math.ceil(lease * 1000)))
 end
 return out

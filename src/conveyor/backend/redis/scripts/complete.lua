@@ -3,9 +3,6 @@
 local id, token, result = ARGV[3], ARGV[4], ARGV[5]
 local j = load(id)
 if not running_with(j, token) then
-  if RETRY and j and j.state == 'succeeded' and j.lease_token == token then
-    return 1
-  end
   return 0
 end
 transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0'})

@@ -10,8 +10,6 @@ for i = 3, #ARGV, 3 do
     event(id, 'state', 'succeeded', '{}')
     release_dependents(id)
     out[#out + 1] = 1
-  elseif RETRY and j and j.state == 'succeeded' and j.lease_token == token then
-    out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end

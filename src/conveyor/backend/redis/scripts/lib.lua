@@ -2,12 +2,20 @@
 --
 -- KEYS[1] is the namespace base "<prefix>:{<prefix>}". Every key a script touches starts with it,
 -- so all keys of a namespace hash to one Redis Cluster slot and a script never crosses slots.
--- ARGV[1] is the clock offset (test hook), ARGV[2] is "1" when the caller retries a call whose
--- outcome it did not see (connection lost after sending), so scripts can answer idempotently.
+-- ARGV[1] is the clock offset (test hook). ARGV[2] is "0" on a first send or "1" when the caller
+-- re-sends a call whose outcome it did not see (connection lost after sending), followed by the
+-- call id: random per logical call and the same on the retry, "" for scripts that are redone
+-- freely (read-only or idempotent; scripts.py SCRIPTS declares which script is which).
+-- A state-changing script (REPLY in scripts.py) runs as `replied(main)`: its reply is stored
+-- under B:reply:<call id> for REPLY_TTL_MS in the same run, and a second run with the same call
+-- id (the retry, or a first send Redis ran late) returns that reply without redoing anything.
+-- So a retry never double-applies a transition, duplicates an event or changes the answer.
 -- Times are the Redis server's TIME plus the offset: worker clocks never matter.
 local B = KEYS[1]
 local OFFSET = tonumber(ARGV[1])
-local RETRY = ARGV[2] == '1'
+local RETRY = string.sub(ARGV[2], 1, 1) == '1'
+local CALL_ID = string.sub(ARGV[2], 2)
+local REPLY_TTL_MS = 60000
 local T = redis.call('TIME')
 local NOW = tonumber(T[1]) + tonumber(T[2]) / 1000000 + OFFSET
 local NULL = false
@@ -35,8 +43,13 @@ local function load(id)
   return j
 end
 
+-- Job hashes a script puts in its reply, by table: `replied` stores them as their id only.
+local JOB_OF = {}
+
 local function hgetall(id)
-  return redis.call('HGETALL', jkey(id))
+  local flat = redis.call('HGETALL', jkey(id))
+  JOB_OF[flat] = id
+  return flat
 end
 
 -- Member of the ready set: equal scores (-priority) sort by member bytes, so run_at (fixed
@@ -169,4 +182,57 @@ end
 
 local function running_with(j, token)
   return j ~= nil and j.state == 'running' and j.lease_token == token
+end
+
+-- Stored replies are MessagePack (it gives back exactly what the body returned, false included),
+-- with every job hash made by hgetall() replaced by {JOB_MARK, id} and read again on replay, so
+-- a claim or enqueue reply costs a few bytes per job, not a copy of its payload. (A replayed
+-- job hash is the job as it is at retry time: it can only have moved on since.)
+local JOB_MARK = '\0job'
+
+local function compact(x)
+  if type(x) ~= 'table' then
+    return x
+  end
+  if JOB_OF[x] then
+    return {JOB_MARK, JOB_OF[x]}
+  end
+  local out = {}
+  for i, v in ipairs(x) do
+    out[i] = compact(v)
+  end
+  return out
+end
+
+local function expand(x)
+  if type(x) ~= 'table' then
+    return x
+  end
+  if x[1] == JOB_MARK then
+    return redis.call('HGETALL', jkey(x[2]))
+  end
+  local out = {}
+  for i, v in ipairs(x) do
+    out[i] = expand(v)
+  end
+  return out
+end
+
+-- Run a state-changing script body at most once per call id (see the header).
+local function replied(main)
+  if CALL_ID == '' then
+    return main()
+  end
+  local key = B .. ':reply:' .. CALL_ID
+  local prev = redis.call('GET', key)
+  if prev then
+    return expand(cmsgpack.unpack(prev))
+  end
+  local reply = main()
+  -- An empty list (a claim that found nothing, a reap with nothing expired) changed nothing:
+  -- redoing it is harmless, so idle polling stores nothing.
+  if type(reply) ~= 'table' or #reply > 0 then
+    redis.call('SET', key, cmsgpack.pack(compact(reply)), 'PX', REPLY_TTL_MS)
+  end
+  return reply
 end

@@ -3,9 +3,6 @@
 local id, token = ARGV[3], ARGV[4]
 local j = load(id)
 if not running_with(j, token) then
-  if RETRY and j and j.state == 'queued' and j.lease_token == token then
-    return 1
-  end
   return 0
 end
 local attempts = math.max(tonumber(j.attempts) - 1, 0)
