@@ -281,12 +281,20 @@ class PostgresBackend:
         }
         # Extending a lease twice is harmless: a heartbeat may be redone after a broken connection.
         rows = await self._redoable(lambda conn: _rows(conn, "heartbeat", params), "extending leases")
-        out: dict[str, HeartbeatStatus] = {}
-        for r in rows:
-            if r["ok"]:
-                out[r["id"]] = "ok"
-            elif out.get(r["id"]) != "ok":
-                out[r["id"]] = "canceled" if r["state"] == JobState.CANCELED.value else "lost"
+        out: dict[str, HeartbeatStatus] = {r["id"]: "ok" for r in rows if r["ok"]}
+        refused = [lease for lease in req.leases if lease.job_id not in out]
+        if refused:
+            # Read the refused ones again in a fresh statement: the heartbeat's own SELECT sees
+            # the snapshot from before it waited on a row lock, so a cancel that committed
+            # meanwhile would read as "running" there and be answered "lost", not "canceled".
+            again = {
+                "ids": [lease.job_id for lease in refused],
+                "tokens": [lease.token for lease in refused],
+            }
+            states = await self._redoable(lambda conn: _rows(conn, "lease_states", again), "reading lease states")
+            canceled = {r["id"] for r in states if r["state"] == JobState.CANCELED.value}
+            for lease in refused:
+                out[lease.job_id] = "canceled" if lease.job_id in canceled else "lost"
         return out
 
     async def complete(self, req: CompleteRequest) -> bool:

@@ -168,6 +168,11 @@ FROM l
 LEFT JOIN ext ON ext.id = l.id
 LEFT JOIN conveyor.jobs j ON j.id = l.id AND j.lease_token = l.token
 
+-- name: lease_states
+-- The state of each refused (id, token) pair, read after the heartbeat in a fresh snapshot.
+SELECT j.id, j.state FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
+JOIN conveyor.jobs j ON j.id = l.id AND j.lease_token = l.token
+
 -- name: complete
 WITH done AS (
     UPDATE conveyor.jobs
