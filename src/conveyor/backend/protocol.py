@@ -52,6 +52,14 @@ Semantics every engine must follow:
   so an observer can resume from the last seq it saw without gaps. Types: ``enqueued`` (first,
   with the initial state), ``state`` (every later change; the new state; a failure's data has
   ``error``), ``progress`` (data ``fraction``, ``message``), ``artifact`` (the artifact's fields).
+* API keys (``create_key``, ``find_key``, ``list_keys``, ``revoke_key``): the engine stores
+  what identifies a key of the job service, never its secret: ``key_id`` (public, unique),
+  ``secret_hash`` (SHA-256 hex of the secret, unique), ``name``, ``tenant``, ``scopes`` and
+  ``created_at`` / ``revoked_at`` from the engine clock. ``create_key`` raises ConfigError when
+  the id or hash is taken; ``find_key`` looks a key up by ``secret_hash`` (revoked keys too:
+  the caller refuses them); ``list_keys`` is oldest first (created_at, key_id);
+  ``revoke_key`` sets ``revoked_at`` once and answers False for an unknown or already revoked
+  key. Keys live in the engine's own schema and settings (migration ``0003_api_keys``).
 * ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
   ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
@@ -211,6 +219,37 @@ class PauseRequest:
     paused: bool
 
 
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """What an engine stores about an API key of the job service (never the secret)."""
+
+    key_id: str
+    name: str
+    tenant: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class CreateKeyRequest:
+    key_id: str
+    secret_hash: str
+    tenant: str
+    scopes: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RevokeKeyRequest:
+    key_id: str
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
@@ -300,3 +339,15 @@ class Backend(Protocol):
 
     async def drain_stats(self, queue: str, window: float) -> int:
         """How many jobs of the queue finished in the last ``window`` seconds (for Retry-After)."""
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        """Store a new API key, stamped with the engine clock (ConfigError if id or hash is taken)."""
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        """The key whose secret hashes to ``secret_hash``, revoked or not; None if there is none."""
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        """Set revoked_at (engine clock); False if the key is unknown or already revoked."""

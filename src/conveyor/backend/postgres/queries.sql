@@ -483,3 +483,19 @@ WITH s AS MATERIALIZED (
 )
 SELECT id, state, stored_run_at AS run_at, now AS created_at, (SELECT count(*) FROM nt) AS notified
 FROM s ORDER BY ord
+
+-- name: insert_api_key
+INSERT INTO conveyor.api_keys (key_id, name, tenant, scopes, secret_hash, created_at, revoked_at)
+VALUES (%(key_id)s, %(name)s, %(tenant)s, %(scopes)s, %(secret_hash)s, conveyor.now(%(off)s), NULL)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: find_api_key
+SELECT * FROM conveyor.api_keys WHERE secret_hash = %(secret_hash)s
+
+-- name: list_api_keys
+SELECT * FROM conveyor.api_keys ORDER BY created_at, key_id
+
+-- name: revoke_api_key
+UPDATE conveyor.api_keys SET revoked_at = conveyor.now(%(off)s)
+WHERE key_id = %(key_id)s AND revoked_at IS NULL

@@ -33,6 +33,7 @@ NAMES = (
     "stats",
     "drain",
     "now",
+    "apikey",
 )
 
 

@@ -20,11 +20,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from conveyor import serde
+from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.protocol import (
+    ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    CreateKeyRequest,
     EffectRequest,
     EnqueueRequest,
     EnqueueResult,
@@ -39,6 +42,7 @@ from conveyor.backend.protocol import (
     PruneRequest,
     RedriveRequest,
     ReleaseRequest,
+    RevokeKeyRequest,
 )
 from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
@@ -672,6 +676,37 @@ class SQLiteBackend:
                     return
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"SQLite error: {exc}") from exc
+
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        def run(conn: sqlite3.Connection) -> ApiKeyRecord:
+            with self._tx(conn):
+                try:
+                    conn.execute(SQL["insert_api_key"], key_params(req, self._clock()))
+                except sqlite3.IntegrityError:
+                    raise ConfigError(f"an API key with id {req.key_id!r} or the same secret exists") from None
+                return row_to_key(conn.execute(SQL["get_api_key"], {"key_id": req.key_id}).fetchone())
+
+        return await self._run(run)
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        def run(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(SQL["find_api_key"], {"secret_hash": secret_hash}).fetchone()
+            return None if row is None else row_to_key(row)
+
+        return await self._run(run)
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        return await self._run(lambda conn: [row_to_key(r) for r in conn.execute(SQL["list_api_keys"])])
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            params = {"key_id": req.key_id, "now": self._clock()}
+            return bool(conn.execute(SQL["revoke_api_key"], params).rowcount == 1)
+
+        return await self._run(run)
 
 
 def _split_statements(sql: str) -> list[str]:
