@@ -43,14 +43,16 @@ def wait_until(check: Callable[[], Any], timeout: float = 60.0, interval: float 
 
 
 async def _store_key(url: str, scopes: tuple[str, ...], tenant: str) -> str:
-    from conveyor.api.keys import create_key_store, new_key
+    from conveyor.api.keys import new_key
+    from conveyor.backend import create_backend
 
-    record, token = new_key("test", tenant, scopes)
-    store = create_key_store(url)
+    request, token = new_key("test", tenant, scopes)
+    backend = create_backend(url)
     try:
-        await store.create(record)
+        await backend.open()
+        await backend.create_key(request)
     finally:
-        await store.close()
+        await backend.close()
     return token
 
 

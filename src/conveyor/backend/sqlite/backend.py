@@ -677,7 +677,6 @@ class SQLiteBackend:
         except sqlite3.Error as exc:
             raise BackendUnavailable(f"SQLite error: {exc}") from exc
 
-
     # -- API keys -----------------------------------------------------------------------------
 
     async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
