@@ -107,9 +107,9 @@ class Env:
         self.procs.append(proc)
         return proc
 
-    def serve(self, *extra: str, url: str | None = None) -> Server:
+    def serve(self, *extra: str, url: str | None = None, app: str = APP) -> Server:
         port = free_port()
-        proc = self._spawn(["serve", "--app", APP, "--port", str(port), *extra], f"serve-{port}.log", url)
+        proc = self._spawn(["serve", "--app", app, "--port", str(port), *extra], f"serve-{port}.log", url)
         server = Server(f"http://127.0.0.1:{port}", proc, self.tmp / f"serve-{port}.log")
         server.wait_ready()
         return server

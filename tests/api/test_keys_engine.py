@@ -35,7 +35,8 @@ def test_a_postgres_url_option_reaches_the_connection_that_serves_keys(tmp_path:
             assert httpx.get(f"{server.url}/v1/jobs", headers={"Authorization": f"Bearer {unknown}"}).status_code == 401
             with psycopg.connect(base, autocommit=True) as admin:
                 rows = admin.execute(
-                    "SELECT application_name, query FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    "SELECT application_name, query FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
                     (database,),
                 ).fetchall()
         finally:

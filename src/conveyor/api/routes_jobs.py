@@ -115,7 +115,7 @@ async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float
     """Seconds until the backlog over the limit has likely drained, from the recent drain rate."""
     try:
         drained = await backend.drain_stats(exc.queue, window)
-    except Exception:
+    except BackendUnavailable:
         drained = 0
     if drained <= 0:
         return 30
@@ -177,6 +177,7 @@ async def submit(
 
 
 async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
+    _check_storable(body)
     options = CallOptions(
         queue=body.queue,
         priority=body.priority,
@@ -222,10 +223,60 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         ) from None
     except BackendUnavailable as exc:
         raise unavailable(f"the job was not stored: {exc}") from None
-    except Exception as exc:  # any engine failure: the job may not be stored, never answer 202
-        raise unavailable(f"the job was not stored: engine error {type(exc).__name__}") from None
+    # Anything else the engine raises is a bug, not an outage: it reaches the problem handler
+    # as a logged 500 (never a 202, never a 503 that invites retrying a request that cannot work).
     job = result.job
     return JSONResponse(submission_body(job), status_code=202, headers=job_headers(job, now, location=True))
+
+
+def _unstorable_text(value: str, nul_ok: bool) -> str | None:
+    """Why every engine would refuse this text, or None: it must be valid Unicode (no lone
+    surrogate, which JSON's \\ud800 escapes can produce) and, where it is stored as plain
+    text rather than inside JSON, free of NUL characters (PostgreSQL text cannot hold them)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    if not nul_ok and "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+def _unstorable_args(value: Any, path: str) -> tuple[str, str] | None:
+    """The first string (or key) of the arguments no engine can store, as (field, reason)."""
+    if isinstance(value, str):
+        reason = _unstorable_text(value, nul_ok=True)
+        return (path, reason) if reason else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reason = _unstorable_text(str(key), nul_ok=True)
+            if reason:
+                return (path, f"has a key that {reason}")
+            found = _unstorable_args(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable_args(item, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
+def _check_storable(body: SubmitRequest) -> None:
+    """Refuse, naming the field, input the engine would refuse (a 422, not a 5xx from the engine)."""
+    found: tuple[str, str] | None = None
+    for name in ("task", "queue"):
+        value = getattr(body, name)
+        reason = _unstorable_text(value, nul_ok=False) if value is not None else None
+        if reason:
+            found = (name, reason)
+            break
+    found = found or _unstorable_args(body.args, "args")
+    if found is not None:
+        field, reason = found
+        errors = [{"field": field, "message": reason}]
+        raise ProblemError(422, f"invalid request: {field}: {reason}", kind="invalid-request", errors=errors)
 
 
 def _callback_url(svc: Service, url: str) -> str:

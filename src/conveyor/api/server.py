@@ -157,6 +157,7 @@ def create_app(
 
         app.include_router(dashboard_router)
     app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(problems.CatchBugs)
     app.add_middleware(BodyLimit, limit=svc.config.max_body)
     app.add_middleware(RequestCounter)
     return app
