@@ -16,7 +16,7 @@ from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
-from conveyor.backend.protocol import Backend, CancelRequest, JobFilter
+from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -56,15 +56,29 @@ def retry_after_for(job: Job, now: float) -> int | None:
     return 1
 
 
-def submission_body(job: Job) -> dict[str, Any]:
-    """The 202 body: the job as it was stored, a pure function of the record.
+async def as_first_stored(backend: Backend, result: EnqueueResult) -> tuple[JobState, float]:
+    """The state and run_at the job was stored with, which the first 202 answered.
+
+    A new job is exactly as stored. For an idempotent replay the job may have moved on (run,
+    retried with a later run_at, redriven), so they are read back from the job's first event:
+    every engine writes ``enqueued`` with the initial state and run_at in the enqueue's own
+    transaction. Costs one read, only on replays.
+    """
+    job = result.job
+    if result.created:
+        return job.state, job.run_at
+    first = await backend.events(EventsRequest(job.id, 0, 1))
+    if first and first[0].type == "enqueued":
+        return first[0].state, float(first[0].data.get("run_at", job.run_at))
+    return job.state, job.run_at  # history pruned with the job: nothing better to go on
+
+
+def submission_body(job: Job, initial: JobState, run_at: float) -> dict[str, Any]:
+    """The 202 body: the job as it was stored (``initial`` state, ``run_at``), nothing since.
 
     Because it does not depend on what happened since, an idempotent replay returns exactly
     the same body as the original submit (IETF httpapi Idempotency-Key draft).
     """
-    initial = JobState.SCHEDULED if job.run_at > job.created_at else JobState.QUEUED
-    if job.state in (JobState.WAITING, JobState.CANCELED) and job.created_at == job.updated_at:
-        initial = job.state
     snapshot = Job(
         id=job.id,
         task=job.task,
@@ -74,7 +88,7 @@ def submission_body(job: Job) -> dict[str, Any]:
         tenant=job.tenant,
         priority=job.priority,
         max_attempts=job.max_attempts,
-        run_at=job.run_at,
+        run_at=run_at,
         created_at=job.created_at,
         updated_at=job.created_at,
         depends_on=job.depends_on,
@@ -207,6 +221,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         if callback is not None:
             await remember_callback(backend, request.job_id or "", callback)
         result = await backend.enqueue(request)
+        initial, run_at = await as_first_stored(backend, result)
         now = await backend.now()
     except QueueFull as exc:
         seconds = await full_queue_retry_after(await svc.backend(), exc, svc.config.drain_window)
@@ -226,7 +241,8 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
     # Anything else the engine raises is a bug, not an outage: it reaches the problem handler
     # as a logged 500 (never a 202, never a 503 that invites retrying a request that cannot work).
     job = result.job
-    return JSONResponse(submission_body(job), status_code=202, headers=job_headers(job, now, location=True))
+    answer = submission_body(job, initial, run_at)
+    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, location=True))
 
 
 def _unstorable_text(value: str, nul_ok: bool) -> str | None:

@@ -50,8 +50,10 @@ Semantics every engine must follow:
 * ``redrive``: failed jobs back to queued, attempts reset to 0, error kept in history.
 * Every state change and progress report appends a JobEvent (monotonic ``seq`` per backend)
   so an observer can resume from the last seq it saw without gaps. Types: ``enqueued`` (first,
-  with the initial state), ``state`` (every later change; the new state; a failure's data has
-  ``error``), ``progress`` (data ``fraction``, ``message``), ``artifact`` (the artifact's fields).
+  with the initial state; data ``queue``, ``task`` and the initial ``run_at``, exact, so an
+  idempotent replay can answer what the first submit did), ``state`` (every later change; the
+  new state; a failure's data has ``error``), ``progress`` (data ``fraction``, ``message``),
+  ``artifact`` (the artifact's fields).
 * API keys (``create_key``, ``find_key``, ``list_keys``, ``revoke_key``): the engine stores
   what identifies a key of the job service, never its secret: ``key_id`` (public, unique),
   ``secret_hash`` (SHA-256 hex of the secret, unique), ``name``, ``tenant``, ``scopes`` and

@@ -93,7 +93,8 @@ WITH t AS (
     RETURNING *
 ), ev AS (
     INSERT INTO conveyor.job_events (job_id, at, type, state, data)
-    SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task)::text FROM ins
+    SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', run_at)::text
+    FROM ins
 ), nt AS (
     SELECT pg_notify('conveyor', queue) FROM ins WHERE state = 'queued'
 )
@@ -476,7 +477,7 @@ WITH s AS MATERIALIZED (
     FROM s ORDER BY ord
 ), ev AS (
     INSERT INTO conveyor.job_events (job_id, at, type, state, data)
-    SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task)::text
+    SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', stored_run_at)::text
     FROM s ORDER BY ord
 ), nt AS (
     SELECT pg_notify('conveyor', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q

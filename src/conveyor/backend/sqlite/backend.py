@@ -304,7 +304,7 @@ class SQLiteBackend:
                     "expires_at": now + req.idempotency_ttl,
                 },
             )
-        self._event(conn, job_id, now, "enqueued", state.value, queue=req.queue, task=req.task)
+        self._event(conn, job_id, now, "enqueued", state.value, queue=req.queue, task=req.task, run_at=run_at)
         row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
         return EnqueueResult(row_to_job(row), created=True)
 
