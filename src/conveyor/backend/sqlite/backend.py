@@ -67,6 +67,8 @@ from conveyor.types import (
 T = TypeVar("T")
 SQL = load_queries("conveyor.backend.sqlite")
 PACKAGE = "conveyor.backend.sqlite"
+URL_OPTIONS = ("synchronous", "busy_timeout")
+"""The query options a ``sqlite://`` URL may carry."""
 WATCH_INTERVAL = 0.005
 """Seconds between two looks at ``data_version`` while a worker waits for work."""
 
@@ -95,6 +97,9 @@ class SQLiteBackend:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path, options = parse_sqlite_url(url)
+        unknown = sorted(set(options) - set(URL_OPTIONS))
+        if unknown:  # a typo would otherwise be a silent no-op
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} in SQLite URL; known: {', '.join(URL_OPTIONS)}")
         self.synchronous = options.get("synchronous", "FULL").upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"synchronous must be FULL, NORMAL or EXTRA, not {self.synchronous!r}")
