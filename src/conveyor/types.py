@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.errors import ConfigError  # errors.py is a leaf like this module (no I/O, no imports)
+
 JSONValue = Any
 """Anything `serde.dumps` accepts: dicts, lists, str, int, float, bool, None."""
 
@@ -186,14 +188,27 @@ class QueueConfig:
 
     ``max_depth`` is the backpressure limit: once this many jobs are pending (waiting,
     scheduled or queued) a submit is refused with QueueFull instead of growing the backlog.
-    ``overflow_to`` names the slow queue a job moves to when it outgrows this one
-    (it exceeded ``max_runtime`` here).
+    ``overflow_to`` (the slow queue a job moves to when it exceeds ``max_runtime`` here) and
+    ``max_runtime`` are not implemented yet: setting either is a ConfigError, because a setting
+    Conveyor does not honour must never be a silent no-op (DESIGN §1).
     """
 
     name: str
     max_depth: int | None = None
     overflow_to: str | None = None
     max_runtime: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("QueueConfig name must be a non-empty queue name")
+        if self.max_depth is not None and self.max_depth < 0:
+            raise ConfigError(f"QueueConfig({self.name!r}) max_depth must not be negative (got {self.max_depth})")
+        for setting in ("overflow_to", "max_runtime"):
+            if getattr(self, setting) is not None:
+                raise ConfigError(
+                    f"QueueConfig({self.name!r}) {setting}= is not supported yet: Conveyor would ignore it, "
+                    "so it is refused; remove it (overflow queues and max runtimes come in a later release)"
+                )
 
 
 @dataclass(frozen=True)

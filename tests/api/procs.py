@@ -43,14 +43,16 @@ def wait_until(check: Callable[[], Any], timeout: float = 60.0, interval: float 
 
 
 async def _store_key(url: str, scopes: tuple[str, ...], tenant: str) -> str:
-    from conveyor.api.keys import create_key_store, new_key
+    from conveyor.api.keys import new_key
+    from conveyor.backend import create_backend
 
-    record, token = new_key("test", tenant, scopes)
-    store = create_key_store(url)
+    request, token = new_key("test", tenant, scopes)
+    backend = create_backend(url)
     try:
-        await store.create(record)
+        await backend.open()
+        await backend.create_key(request)
     finally:
-        await store.close()
+        await backend.close()
     return token
 
 
@@ -105,9 +107,9 @@ class Env:
         self.procs.append(proc)
         return proc
 
-    def serve(self, *extra: str, url: str | None = None) -> Server:
+    def serve(self, *extra: str, url: str | None = None, app: str = APP) -> Server:
         port = free_port()
-        proc = self._spawn(["serve", "--app", APP, "--port", str(port), *extra], f"serve-{port}.log", url)
+        proc = self._spawn(["serve", "--app", app, "--port", str(port), *extra], f"serve-{port}.log", url)
         server = Server(f"http://127.0.0.1:{port}", proc, self.tmp / f"serve-{port}.log")
         server.wait_ready()
         return server

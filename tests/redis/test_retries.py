@@ -110,7 +110,7 @@ def test_every_script_declares_its_retry_safety() -> None:
         "cancel", "redrive", "expire", "promote", "prune", "effect",
     }  # fmt: skip
     assert {n for n, s in SCRIPTS.items() if s is RetrySafety.REPLY} == state_changing
-    assert {n for n, s in SCRIPTS.items() if s is RetrySafety.IDEMPOTENT} == {"heartbeat", "pause"}
+    assert {n for n, s in SCRIPTS.items() if s is RetrySafety.IDEMPOTENT} == {"heartbeat", "pause", "apikey"}
     for name in SCRIPTS:
         assert ("return replied(main)" in script_source(name)) == (SCRIPTS[name] is RetrySafety.REPLY)
 

@@ -8,19 +8,22 @@ A key arrives as ``Authorization: Bearer cvk_...`` (or ``X-API-Key``), or as the
 * ``admin``: everything above for every tenant, plus dead letters, redrive, metrics, dashboard.
 
 Another tenant's job answers 404, exactly like a job that does not exist, so ids leak nothing.
-Verified keys are cached for ``CACHE_SECONDS``: a revoke reaches every API process within that.
+The engine of the jobs stores the keys (``Backend.find_key`` looks one up by the hash of the
+presented secret). Look-ups are cached for ``CACHE_SECONDS``, keyed by that hash (never the
+secret): a revoke reaches every API process within that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 
-from conveyor.api.keys import SCOPES, ApiKey, KeyStore, secret_matches, split_token
+from conveyor.api.keys import SCOPES, hash_secret, split_token, token_matches
 from conveyor.api.problems import ProblemError
+from conveyor.backend.protocol import ApiKeyRecord, Backend
 from conveyor.types import DEFAULT_TENANT
 
 CACHE_SECONDS = 5.0
@@ -49,31 +52,30 @@ ANONYMOUS_ADMIN = Principal(DEFAULT_TENANT, frozenset(SCOPES), None)
 
 
 class Authenticator:
-    """Checks tokens against the key store; ``None`` store means auth is off (``--no-auth``)."""
+    """Checks tokens against the engine's keys; ``None`` engine means auth is off (``--no-auth``)."""
 
-    def __init__(self, store: KeyStore | None) -> None:
-        self.store = store
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
-        self._lock = asyncio.Lock()
+    def __init__(self, backend: Callable[[], Awaitable[Backend]] | None) -> None:
+        self.backend = backend
+        self._cache: dict[str, tuple[float, ApiKeyRecord | None]] = {}
 
     @property
     def enabled(self) -> bool:
-        return self.store is not None
+        return self.backend is not None
 
-    async def _lookup(self, key_id: str) -> ApiKey | None:
+    async def _lookup(self, secret_hash: str) -> ApiKeyRecord | None:
         now = time.monotonic()
-        hit = self._cache.get(key_id)
+        hit = self._cache.get(secret_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        assert self.store is not None
-        record = await self.store.get(key_id)
+        assert self.backend is not None
+        record = await (await self.backend()).find_key(secret_hash)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key_id] = (now + CACHE_SECONDS, record)
+        self._cache[secret_hash] = (now + CACHE_SECONDS, record)
         return record
 
     async def principal(self, request: Request) -> Principal:
-        if self.store is None:
+        if self.backend is None:
             return ANONYMOUS_ADMIN
         token = _token_of(request)
         if token is None:
@@ -84,8 +86,8 @@ class Authenticator:
                 headers={"WWW-Authenticate": 'Bearer realm="conveyor"'},
             )
         parts = split_token(token)
-        record = await self._lookup(parts[0]) if parts else None
-        if parts is None or record is None or not record.active or not secret_matches(record, parts[1]):
+        record = await self._lookup(hash_secret(parts[1])) if parts else None
+        if parts is None or record is None or not record.active or not token_matches(record, parts[0]):
             raise ProblemError(
                 401,
                 "the API key is not valid (unknown, malformed or revoked)",

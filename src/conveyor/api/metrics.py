@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from conveyor.api.auth import Principal
 from conveyor.api.deps import AUTH_ERRORS, scope, service
+from conveyor.errors import BackendUnavailable
 from conveyor.telemetry import registry
 from conveyor.types import QueueStats
 
@@ -57,7 +58,7 @@ async def metrics(request: Request, principal: Annotated[Principal, Depends(scop
     up = 1.0
     try:
         stats = await (await service(request).backend()).queue_stats()
-    except Exception:
+    except BackendUnavailable:  # only an outage reads as "engine down"; a bug is a logged 500
         stats, up = [], 0.0
     body = generate_latest(registry())
     snapshot = CollectorRegistry()

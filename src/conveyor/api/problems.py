@@ -2,7 +2,9 @@
 
 Routes raise ``ProblemError``; the handlers installed by ``install`` turn it, request
 validation errors, unknown routes and any unexpected exception into a problem body, so no
-traceback ever reaches a client.
+traceback ever reaches a client. Only ``BackendUnavailable`` (the engine cannot be reached)
+answers 503 + Retry-After; any other unexpected exception is a bug: a 500 whose traceback is
+logged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.errors import BackendUnavailable
 
@@ -89,6 +92,44 @@ def unavailable(detail: str) -> ProblemError:
     return ProblemError(503, detail, kind="engine-unavailable", headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
 
 
+INTERNAL_ERROR = "internal error; the server log has the details"
+
+
+class CatchBugs:
+    """Answer an unexpected exception with a logged 500 problem and keep the connection open.
+
+    Starlette's catch-all handler re-raises after answering, so the server drops the keep-alive
+    connection and a client that already reuses it sees a reset. This middleware sits inside
+    the app's middleware stack and answers the 500 itself (the catch-all stays as a backstop
+    for errors raised outside it). A response that already started cannot be replaced: that
+    error propagates.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            log.error("unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            response = problem_response(500, INTERNAL_ERROR, kind="internal-error", instance=scope.get("path"))
+            await response(scope, receive, send)
+
+
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -136,5 +177,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal error; the server log has the details", instance=request.url.path)
+        # A bug (ours, a task's model, or an engine error that is not an outage): 500, never 503,
+        # so clients do not retry what cannot work; the traceback goes to the log, not the client.
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(500, INTERNAL_ERROR, kind="internal-error", instance=request.url.path)

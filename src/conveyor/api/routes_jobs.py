@@ -16,7 +16,7 @@ from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
-from conveyor.backend.protocol import Backend, CancelRequest, JobFilter
+from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -56,15 +56,29 @@ def retry_after_for(job: Job, now: float) -> int | None:
     return 1
 
 
-def submission_body(job: Job) -> dict[str, Any]:
-    """The 202 body: the job as it was stored, a pure function of the record.
+async def as_first_stored(backend: Backend, result: EnqueueResult) -> tuple[JobState, float]:
+    """The state and run_at the job was stored with, which the first 202 answered.
+
+    A new job is exactly as stored. For an idempotent replay the job may have moved on (run,
+    retried with a later run_at, redriven), so they are read back from the job's first event:
+    every engine writes ``enqueued`` with the initial state and run_at in the enqueue's own
+    transaction. Costs one read, only on replays.
+    """
+    job = result.job
+    if result.created:
+        return job.state, job.run_at
+    first = await backend.events(EventsRequest(job.id, 0, 1))
+    if first and first[0].type == "enqueued":
+        return first[0].state, float(first[0].data.get("run_at", job.run_at))
+    return job.state, job.run_at  # history pruned with the job: nothing better to go on
+
+
+def submission_body(job: Job, initial: JobState, run_at: float) -> dict[str, Any]:
+    """The 202 body: the job as it was stored (``initial`` state, ``run_at``), nothing since.
 
     Because it does not depend on what happened since, an idempotent replay returns exactly
     the same body as the original submit (IETF httpapi Idempotency-Key draft).
     """
-    initial = JobState.SCHEDULED if job.run_at > job.created_at else JobState.QUEUED
-    if job.state in (JobState.WAITING, JobState.CANCELED) and job.created_at == job.updated_at:
-        initial = job.state
     snapshot = Job(
         id=job.id,
         task=job.task,
@@ -74,7 +88,7 @@ def submission_body(job: Job) -> dict[str, Any]:
         tenant=job.tenant,
         priority=job.priority,
         max_attempts=job.max_attempts,
-        run_at=job.run_at,
+        run_at=run_at,
         created_at=job.created_at,
         updated_at=job.created_at,
         depends_on=job.depends_on,
@@ -115,7 +129,7 @@ async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float
     """Seconds until the backlog over the limit has likely drained, from the recent drain rate."""
     try:
         drained = await backend.drain_stats(exc.queue, window)
-    except Exception:
+    except BackendUnavailable:
         drained = 0
     if drained <= 0:
         return 30
@@ -177,6 +191,7 @@ async def submit(
 
 
 async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
+    _check_storable(body)
     options = CallOptions(
         queue=body.queue,
         priority=body.priority,
@@ -206,6 +221,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         if callback is not None:
             await remember_callback(backend, request.job_id or "", callback)
         result = await backend.enqueue(request)
+        initial, run_at = await as_first_stored(backend, result)
         now = await backend.now()
     except QueueFull as exc:
         seconds = await full_queue_retry_after(await svc.backend(), exc, svc.config.drain_window)
@@ -222,10 +238,61 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         ) from None
     except BackendUnavailable as exc:
         raise unavailable(f"the job was not stored: {exc}") from None
-    except Exception as exc:  # any engine failure: the job may not be stored, never answer 202
-        raise unavailable(f"the job was not stored: engine error {type(exc).__name__}") from None
+    # Anything else the engine raises is a bug, not an outage: it reaches the problem handler
+    # as a logged 500 (never a 202, never a 503 that invites retrying a request that cannot work).
     job = result.job
-    return JSONResponse(submission_body(job), status_code=202, headers=job_headers(job, now, location=True))
+    answer = submission_body(job, initial, run_at)
+    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, location=True))
+
+
+def _unstorable_text(value: str, nul_ok: bool) -> str | None:
+    """Why every engine would refuse this text, or None: it must be valid Unicode (no lone
+    surrogate, which JSON's \\ud800 escapes can produce) and, where it is stored as plain
+    text rather than inside JSON, free of NUL characters (PostgreSQL text cannot hold them)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    if not nul_ok and "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+def _unstorable_args(value: Any, path: str) -> tuple[str, str] | None:
+    """The first string (or key) of the arguments no engine can store, as (field, reason)."""
+    if isinstance(value, str):
+        reason = _unstorable_text(value, nul_ok=True)
+        return (path, reason) if reason else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reason = _unstorable_text(str(key), nul_ok=True)
+            if reason:
+                return (path, f"has a key that {reason}")
+            found = _unstorable_args(item, f"{path}.{key}")
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _unstorable_args(item, f"{path}.{i}")
+            if found:
+                return found
+    return None
+
+
+def _check_storable(body: SubmitRequest) -> None:
+    """Refuse, naming the field, input the engine would refuse (a 422, not a 5xx from the engine)."""
+    found: tuple[str, str] | None = None
+    for name in ("task", "queue"):
+        value = getattr(body, name)
+        reason = _unstorable_text(value, nul_ok=False) if value is not None else None
+        if reason:
+            found = (name, reason)
+            break
+    found = found or _unstorable_args(body.args, "args")
+    if found is not None:
+        field, reason = found
+        errors = [{"field": field, "message": reason}]
+        raise ProblemError(422, f"invalid request: {field}: {reason}", kind="invalid-request", errors=errors)
 
 
 def _callback_url(svc: Service, url: str) -> str:

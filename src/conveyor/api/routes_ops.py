@@ -22,6 +22,7 @@ from conveyor.api.schemas import (
     TaskList,
 )
 from conveyor.backend.protocol import JobFilter, RedriveRequest
+from conveyor.errors import BackendUnavailable
 from conveyor.types import JobState
 from conveyor.webhooks.notifier import internal_task
 
@@ -152,7 +153,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> JSONResponse:
     try:
         await (await service(request).backend()).ping()
-    except Exception as exc:
+    except BackendUnavailable as exc:  # anything else is a bug: a logged 500, not "unavailable"
         body = Health(status="unavailable", detail=f"{type(exc).__name__}: {exc}"[:300])
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
     return JSONResponse(Health(status="ok").model_dump())

@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
-from conveyor.api.keys import KeyStore, create_key_store
 from conveyor.api.schemas import Problem
 from conveyor.app import Conveyor
 from conveyor.telemetry import HTTP_REQUESTS
@@ -121,21 +120,20 @@ def create_app(
     conveyor: Conveyor,
     *,
     auth: bool = True,
-    key_store: KeyStore | None = None,
     config: ServiceConfig | None = None,
     dashboard: bool = True,
 ) -> FastAPI:
-    """The job service for ``conveyor``. ``auth=False`` serves everyone as an admin (explicit opt-out)."""
-    store = (key_store or create_key_store(conveyor.url)) if auth else None
-    svc = Service(conveyor, Authenticator(store), config or ServiceConfig())
+    """The job service for ``conveyor``. ``auth=False`` serves everyone as an admin (explicit opt-out).
+
+    API keys are checked against the engine of the jobs (``conveyor keys create`` stores them).
+    """
+    svc = Service(conveyor, Authenticator(conveyor.backend if auth else None), config or ServiceConfig())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            if store is not None:
-                await store.close()
             await conveyor.aclose()
 
     app = FastAPI(
@@ -159,6 +157,7 @@ def create_app(
 
         app.include_router(dashboard_router)
     app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(problems.CatchBugs)
     app.add_middleware(BodyLimit, limit=svc.config.max_body)
     app.add_middleware(RequestCounter)
     return app

@@ -67,14 +67,24 @@ Semantics every engine must follow:
 * ``redrive``: failed jobs back to queued, attempts reset to 0, error kept in history.
 * Every state change and progress report appends a JobEvent (monotonic ``seq`` per backend)
   so an observer can resume from the last seq it saw without gaps. Types: ``enqueued`` (first,
-  with the initial state), ``state`` (every later change; the new state; a failure's data has
-  ``error``), ``progress`` (data ``fraction``, ``message``), ``artifact`` (the artifact's fields).
+  with the initial state; data ``queue``, ``task`` and the initial ``run_at``, exact, so an
+  idempotent replay can answer what the first submit did), ``state`` (every later change; the
+  new state; a failure's data has ``error``), ``progress`` (data ``fraction``, ``message``),
+  ``artifact`` (the artifact's fields).
 * ``record_effect``: fenced like ``progress``, in one atomic step: when the job is not
   ``running`` with ``token`` (unknown job, stale token, job no longer running) it stores
   nothing and answers ``EffectOutcome.LOST``; else it stores ``value`` under ``key`` unless
   the key is already recorded for the job (answers ``RECORDED``), or keeps the earlier
   record untouched (answers ``EXISTS``: the first record wins, read it with ``get_effect``).
   ``get_effect`` is a plain read, not fenced.
+* API keys (``create_key``, ``find_key``, ``list_keys``, ``revoke_key``): the engine stores
+  what identifies a key of the job service, never its secret: ``key_id`` (public, unique),
+  ``secret_hash`` (SHA-256 hex of the secret, unique), ``name``, ``tenant``, ``scopes`` and
+  ``created_at`` / ``revoked_at`` from the engine clock. ``create_key`` raises ConfigError when
+  the id or hash is taken; ``find_key`` looks a key up by ``secret_hash`` (revoked keys too:
+  the caller refuses them); ``list_keys`` is oldest first (created_at, key_id);
+  ``revoke_key`` sets ``revoked_at`` once and answers False for an unknown or already revoked
+  key. Keys live in the engine's own schema and settings (migration ``0003_api_keys``).
 * ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
   ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
@@ -292,6 +302,37 @@ class PauseRequest:
     paused: bool
 
 
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """What an engine stores about an API key of the job service (never the secret)."""
+
+    key_id: str
+    name: str
+    tenant: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class CreateKeyRequest:
+    key_id: str
+    secret_hash: str
+    tenant: str
+    scopes: tuple[str, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class RevokeKeyRequest:
+    key_id: str
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
@@ -384,3 +425,15 @@ class Backend(Protocol):
 
     async def drain_stats(self, queue: str, window: float) -> int:
         """How many jobs of the queue finished in the last ``window`` seconds (for Retry-After)."""
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        """Store a new API key, stamped with the engine clock (ConfigError if id or hash is taken)."""
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        """The key whose secret hashes to ``secret_hash``, revoked or not; None if there is none."""
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        """Every key, oldest first."""
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        """Set revoked_at (engine clock); False if the key is unknown or already revoked."""

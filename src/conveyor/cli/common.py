@@ -7,6 +7,7 @@ import os
 import typer
 
 from conveyor.app import Conveyor, load_app
+from conveyor.errors import ConfigError
 
 APP_OPTION = typer.Option(
     None,
@@ -24,7 +25,17 @@ URL_OPTION = typer.Option(
 
 
 def resolve_app(app_spec: str | None, url: str | None = None) -> Conveyor:
-    """The app named by --app, or a bare app on --url for commands that run no task code."""
+    """The app named by --app, or a bare app on --url for commands that run no task code.
+
+    With both, the app's own URL is the one used: a different --url (or $CONVEYOR_URL, its
+    environment variable) would be silently ignored, so it is an error instead.
+    """
     if app_spec:
-        return load_app(app_spec)
+        conveyor = load_app(app_spec)
+        if url and url != conveyor.url:
+            raise ConfigError(
+                f"--url/CONVEYOR_URL is {url!r} but app {app_spec!r} uses {conveyor.url!r}; "
+                "the app's URL would win, so give only one of them (or make them agree)"
+            )
+        return conveyor
     return Conveyor(url or os.environ.get("CONVEYOR_URL"))

@@ -1,9 +1,8 @@
-"""conveyor keys create | ls | revoke: API keys of the job service, stored hashed next to the jobs."""
+"""conveyor keys create | ls | revoke: API keys of the job service, stored hashed by the jobs' engine."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -12,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from conveyor.api.keys import SCOPES, KeyStore, create_key_store, new_key
+from conveyor.api.keys import SCOPES, new_key
+from conveyor.backend.protocol import Backend, RevokeKeyRequest
 from conveyor.cli.common import APP_OPTION, URL_OPTION, resolve_app
 from conveyor.cli.main import app
 from conveyor.serde import dumps
@@ -23,14 +23,15 @@ keys = typer.Typer(help="API keys for `conveyor serve`: create, list, revoke.", 
 app.add_typer(keys, name="keys")
 
 
-def _run(app_spec: str | None, url: str | None, action: Callable[[KeyStore], Awaitable[T]]) -> T:
-    store = create_key_store(resolve_app(app_spec, url).url)
+def _run(app_spec: str | None, url: str | None, action: Callable[[Backend], Awaitable[T]]) -> T:
+    """Run ``action`` on the app's engine (its URL, settings and migrations), then close it."""
+    conveyor = resolve_app(app_spec, url)
 
     async def go() -> T:
         try:
-            return await action(store)
+            return await action(await conveyor.backend())
         finally:
-            await store.close()
+            await conveyor.aclose()
 
     return asyncio.run(go())
 
@@ -50,8 +51,8 @@ def create(
     url: str | None = URL_OPTION,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
-    record, token = new_key(name, tenant, scope)
-    _run(app_spec, url, lambda store: store.create(record))
+    request, token = new_key(name, tenant, scope)
+    record = _run(app_spec, url, lambda backend: backend.create_key(request))
     typer.echo(token)
     typer.secho(
         f"key {record.key_id} for tenant {record.tenant!r} with scopes {', '.join(record.scopes)}: "
@@ -68,7 +69,7 @@ def ls(
     url: str | None = URL_OPTION,
 ) -> None:
     """List keys (ids, names, tenants, scopes; never the secrets)."""
-    records = _run(app_spec, url, lambda store: store.list())
+    records = _run(app_spec, url, lambda backend: backend.list_keys())
     if as_json:
         rows = [
             {
@@ -98,7 +99,7 @@ def revoke(
     """Revoke a key: every API process refuses it within a few seconds."""
     if key_id.startswith("cvk_"):
         key_id = key_id.split("_", 2)[1]
-    if not _run(app_spec, url, lambda store: store.revoke(key_id, time.time())):
+    if not _run(app_spec, url, lambda backend: backend.revoke_key(RevokeKeyRequest(key_id))):
         typer.secho(f"error: no active key {key_id!r}", fg="red", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")

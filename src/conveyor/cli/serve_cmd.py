@@ -85,7 +85,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", "-p", help="TCP port."),
     workers: int = typer.Option(0, "--workers", "-w", help="Worker node subprocesses to start beside the API."),
-    concurrency: int = typer.Option(os.cpu_count() or 1, "--concurrency", "-c", help="Executors per worker node."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Executors per worker node (with --workers; default: CPU count)."
+    ),
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve without API keys: everyone is admin. Local use only."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes (413 above)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
@@ -93,6 +95,9 @@ def serve(
     """Serve the HTTP job service (and, with --workers, worker nodes) until Ctrl-C or SIGTERM."""
     if not app_spec:
         raise ConfigError("--app is required (package.module:app, or set CONVEYOR_APP)")
+    if concurrency is not None and not workers:
+        raise ConfigError("--concurrency sets the executors of the worker nodes started by --workers; give --workers N")
+    concurrency = concurrency if concurrency is not None else (os.cpu_count() or 1)
     if workers < 0 or concurrency < 1 or max_body < 1:
         raise ConfigError("--workers must be >= 0, --concurrency and --max-body >= 1")
     conveyor = load_app(app_spec)

@@ -43,8 +43,8 @@ def worker(
     reap_interval: float | None = typer.Option(
         None, "--reap-interval", help="Seconds between expired-lease sweeps (default min(5, lease/2))."
     ),
-    scale_down_idle: float = typer.Option(
-        30.0, "--scale-down-idle", help="Autoscaling: idle seconds before the pool shrinks by one."
+    scale_down_idle: float | None = typer.Option(
+        None, "--scale-down-idle", help="With --max-concurrency: idle seconds before the pool shrinks (30)."
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
@@ -58,6 +58,9 @@ def worker(
         raise ConfigError(f"--log-format must be text or json, got {log_format!r}")
     if reap_interval is not None and reap_interval <= 0:
         raise ConfigError(f"--reap-interval must be positive seconds, got {reap_interval}")
+    if scale_down_idle is not None and (max_concurrency is None or max_concurrency <= concurrency):
+        raise ConfigError("--scale-down-idle only applies when autoscaling: give --max-concurrency above --concurrency")
+    scale_down_idle = 30.0 if scale_down_idle is None else scale_down_idle
     if scale_down_idle < 0:
         raise ConfigError(f"--scale-down-idle must not be negative, got {scale_down_idle}")
     config = WorkerConfig(

@@ -18,16 +18,19 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from conveyor import serde
+from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.postgres import migrate as migrations
 from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
 from conveyor.backend.postgres.enqueue import enqueue_steps, insert_batch_async, is_plain, run_steps_async
 from conveyor.backend.postgres.listener import Listener
 from conveyor.backend.postgres.rows import Row, row_to_event, row_to_job
 from conveyor.backend.protocol import (
+    ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    CreateKeyRequest,
     EffectOutcome,
     EffectRequest,
     EnqueueRequest,
@@ -46,9 +49,10 @@ from conveyor.backend.protocol import (
     PruneRequest,
     RedriveRequest,
     ReleaseRequest,
+    RevokeKeyRequest,
 )
 from conveyor.backend.sqlfile import load_queries
-from conveyor.errors import BackendUnavailable, InvalidTransition, JobNotFound
+from conveyor.errors import BackendUnavailable, ConfigError, InvalidTransition, JobNotFound
 from conveyor.types import Job, JobEvent, JobState, QueueStats
 
 T = TypeVar("T")
@@ -485,6 +489,29 @@ class PostgresBackend:
             lambda conn: _one(conn, "get_effect", {"job_id": job_id, "key": key}), "reading effect"
         )
         return (False, None) if row is None else (True, serde.loads(row["value"]))
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        params = {**key_params(req, 0.0), "off": self.clock_offset}
+        row = await self._write1(lambda conn: _one(conn, "insert_api_key", params), "creating an API key")
+        if row is None:
+            raise ConfigError(f"an API key with id {req.key_id!r} or the same secret exists")
+        return row_to_key(row)
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        params = {"secret_hash": secret_hash}
+        row = await self._redoable(lambda conn: _one(conn, "find_api_key", params), "looking up an API key")
+        return None if row is None else row_to_key(row)
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        rows = await self._redoable(lambda conn: _rows(conn, "list_api_keys", {}), "listing API keys")
+        return [row_to_key(r) for r in rows]
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        params = {"key_id": req.key_id, "off": self.clock_offset}
+        count = await self._write1(lambda conn: _exec(conn, "revoke_api_key", params), "revoking an API key")
+        return count == 1
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
         """Sleep until a NOTIFY for these queues, or until their next scheduled job is due

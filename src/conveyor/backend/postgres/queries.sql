@@ -90,7 +90,8 @@ WITH t AS (
     RETURNING *
 ), ev AS (
     INSERT INTO conveyor.job_events (job_id, at, type, state, data)
-    SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task)::text FROM ins
+    SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', run_at)::text
+    FROM ins
 ), nt AS (
     SELECT pg_notify('conveyor', queue) FROM ins WHERE state = 'queued'
 )
@@ -499,10 +500,26 @@ WITH s AS MATERIALIZED (
     FROM s ORDER BY ord
 ), ev AS (
     INSERT INTO conveyor.job_events (job_id, at, type, state, data)
-    SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task)::text
+    SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', stored_run_at)::text
     FROM s ORDER BY ord
 ), nt AS (
     SELECT pg_notify('conveyor', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q
 )
 SELECT id, state, stored_run_at AS run_at, now AS created_at, (SELECT count(*) FROM nt) AS notified
 FROM s ORDER BY ord
+
+-- name: insert_api_key
+INSERT INTO conveyor.api_keys (key_id, name, tenant, scopes, secret_hash, created_at, revoked_at)
+VALUES (%(key_id)s, %(name)s, %(tenant)s, %(scopes)s, %(secret_hash)s, conveyor.now(%(off)s), NULL)
+ON CONFLICT DO NOTHING
+RETURNING *
+
+-- name: find_api_key
+SELECT * FROM conveyor.api_keys WHERE secret_hash = %(secret_hash)s
+
+-- name: list_api_keys
+SELECT * FROM conveyor.api_keys ORDER BY created_at, key_id
+
+-- name: revoke_api_key
+UPDATE conveyor.api_keys SET revoked_at = conveyor.now(%(off)s)
+WHERE key_id = %(key_id)s AND revoked_at IS NULL

@@ -20,10 +20,12 @@ from redis.backoff import NoBackoff
 
 from conveyor import serde, states
 from conveyor.backend.protocol import (
+    ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    CreateKeyRequest,
     EffectOutcome,
     EffectRequest,
     EnqueueRequest,
@@ -42,12 +44,15 @@ from conveyor.backend.protocol import (
     PruneRequest,
     RedriveRequest,
     ReleaseRequest,
+    RevokeKeyRequest,
 )
+from conveyor.backend.redis.apikeys import key_from_flat
 from conveyor.backend.redis.codec import encode_request, job_from_flat, pairs
 from conveyor.backend.redis.keys import Keys, parse_redis_url
 from conveyor.backend.redis.scripts import new_call_id, register_all
 from conveyor.errors import (
     BackendUnavailable,
+    ConfigError,
     ConveyorError,
     DependencyError,
     DuplicateJobId,
@@ -163,6 +168,7 @@ class RedisBackend:
     async def migrate(self) -> list[str]:
         """No schema to create; record the key-layout version once so a future layout can migrate."""
         created = await self._command("SET", self.keys.schema(), SCHEMA_VERSION, "NX")
+        await self._import_legacy_keys()
         return [SCHEMA_VERSION] if created else []
 
     async def ping(self) -> None:
@@ -339,6 +345,38 @@ class RedisBackend:
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         value = await self._command("HGET", self.keys.effects(job_id), key)
         return (False, None) if value is None else (True, serde.loads(value))
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        scopes = serde.dumps(list(req.scopes))
+        args = (req.key_id, req.name or req.key_id, req.tenant, scopes, req.secret_hash, "", "")
+        reply = await self._script("apikey", "create", *args)
+        if isinstance(reply, str):
+            raise ConfigError(f"an API key with id {req.key_id!r} or the same secret exists")
+        return key_from_flat(reply)
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        reply = await self._script("apikey", "find", secret_hash)
+        return key_from_flat(reply) if reply else None
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        records = [key_from_flat(flat) for flat in await self._script("apikey", "list")]
+        return sorted(records, key=lambda k: (k.created_at, k.key_id))
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        return bool(await self._script("apikey", "revoke", req.key_id))
+
+    async def _import_legacy_keys(self) -> None:
+        """Carry keys over from the hash the old key store kept outside the namespace."""
+        legacy = f"{self.prefix}:api_keys"
+        for key_id, raw in (await self._command("HGETALL", legacy) or {}).items():
+            old = serde.loads(raw)
+            revoked = "" if old.get("revoked_at") is None else repr(float(old["revoked_at"]))
+            scopes = serde.dumps(list(old["scopes"]))
+            args = (key_id, old["name"], old["tenant"], scopes, old["secret_hash"], repr(float(old["created_at"])))
+            await self._script("apikey", "create", *args, revoked)
+            await self._command("HDEL", legacy, key_id)
 
     # -- wake-ups -----------------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ SCRIPTS: dict[str, RetrySafety] = {
     "stats": READ,
     "drain": READ,
     "now": READ,
+    "apikey": IDEMPOTENT,  # handles its own retry flag (see the script header)
 }
 NAMES = tuple(SCRIPTS)
 

@@ -20,11 +20,14 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from conveyor import serde, states
+from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.protocol import (
+    ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
     ClaimRequest,
     CompleteRequest,
+    CreateKeyRequest,
     EffectOutcome,
     EffectRequest,
     EnqueueRequest,
@@ -43,6 +46,7 @@ from conveyor.backend.protocol import (
     PruneRequest,
     RedriveRequest,
     ReleaseRequest,
+    RevokeKeyRequest,
 )
 from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
@@ -67,6 +71,8 @@ from conveyor.types import (
 T = TypeVar("T")
 SQL = load_queries("conveyor.backend.sqlite")
 PACKAGE = "conveyor.backend.sqlite"
+URL_OPTIONS = ("synchronous", "busy_timeout")
+"""The query options a ``sqlite://`` URL may carry."""
 WATCH_INTERVAL = 0.005
 """Seconds between two looks at ``data_version`` while a worker waits for work."""
 
@@ -95,6 +101,9 @@ class SQLiteBackend:
     def __init__(self, url: str) -> None:
         self.url = url
         self.path, options = parse_sqlite_url(url)
+        unknown = sorted(set(options) - set(URL_OPTIONS))
+        if unknown:  # a typo would otherwise be a silent no-op
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)} in SQLite URL; known: {', '.join(URL_OPTIONS)}")
         self.synchronous = options.get("synchronous", "FULL").upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigError(f"synchronous must be FULL, NORMAL or EXTRA, not {self.synchronous!r}")
@@ -302,7 +311,7 @@ class SQLiteBackend:
                     "expires_at": now + req.idempotency_ttl,
                 },
             )
-        self._event(conn, job_id, now, "enqueued", state.value, queue=req.queue, task=req.task)
+        self._event(conn, job_id, now, "enqueued", state.value, queue=req.queue, task=req.task, run_at=run_at)
         row = conn.execute(SQL["get_job"], {"id": job_id}).fetchone()
         return EnqueueResult(row_to_job(row), created=True)
 
@@ -685,6 +694,36 @@ class SQLiteBackend:
             if is_unavailable(exc):
                 raise BackendUnavailable(f"SQLite unavailable: {exc}") from exc
             raise
+
+    # -- API keys -----------------------------------------------------------------------------
+
+    async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
+        def run(conn: sqlite3.Connection) -> ApiKeyRecord:
+            with self._tx(conn):
+                try:
+                    conn.execute(SQL["insert_api_key"], key_params(req, self._clock()))
+                except sqlite3.IntegrityError:
+                    raise ConfigError(f"an API key with id {req.key_id!r} or the same secret exists") from None
+                return row_to_key(conn.execute(SQL["get_api_key"], {"key_id": req.key_id}).fetchone())
+
+        return await self._run(run)
+
+    async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
+        def run(conn: sqlite3.Connection) -> ApiKeyRecord | None:
+            row = conn.execute(SQL["find_api_key"], {"secret_hash": secret_hash}).fetchone()
+            return None if row is None else row_to_key(row)
+
+        return await self._run(run)
+
+    async def list_keys(self) -> list[ApiKeyRecord]:
+        return await self._run(lambda conn: [row_to_key(r) for r in conn.execute(SQL["list_api_keys"])])
+
+    async def revoke_key(self, req: RevokeKeyRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            params = {"key_id": req.key_id, "now": self._clock()}
+            return bool(conn.execute(SQL["revoke_api_key"], params).rowcount == 1)
+
+        return await self._run(run)
 
 
 def is_unavailable(exc: sqlite3.Error) -> bool:

@@ -224,3 +224,19 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
   AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC
 LIMIT :limit
+
+-- name: insert_api_key
+INSERT INTO api_keys (key_id, name, tenant, scopes, secret_hash, created_at, revoked_at)
+VALUES (:key_id, :name, :tenant, :scopes, :secret_hash, :created_at, NULL)
+
+-- name: get_api_key
+SELECT * FROM api_keys WHERE key_id = :key_id
+
+-- name: find_api_key
+SELECT * FROM api_keys WHERE secret_hash = :secret_hash
+
+-- name: list_api_keys
+SELECT * FROM api_keys ORDER BY created_at, key_id
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL

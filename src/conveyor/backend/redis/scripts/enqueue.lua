@@ -132,7 +132,9 @@ local function apply(p)
     redis.call('PEXPIRE', p.ikey, math.max(1, math.ceil(r.ittl * 1000)))
     redis.call('ZADD', B .. ':idemx', expires, p.ikey)
   end
-  event(r.id, 'enqueued', p.state, cjson.encode({queue = r.queue, task = r.task}))
+  -- run_at spliced in as %.17g: cjson would round the number to 14 digits
+  event(r.id, 'enqueued', p.state, '{"queue":' .. cjson.encode(r.queue) .. ',"task":' .. cjson.encode(r.task)
+    .. ',"run_at":' .. j.run_at .. '}')
   if p.state == 'queued' then
     wake(r.queue)
   end
