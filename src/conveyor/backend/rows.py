@@ -42,6 +42,7 @@ def row_to_job(row: Row) -> Job:
         idempotency_key=row["idempotency_key"],
         depends_on=serde.loads(row["depends_on"]),
         artifacts=[Artifact.from_dict(a) for a in serde.loads(row["artifacts"])],
+        callback_url=row["callback_url"],
     )
 
 

@@ -50,6 +50,7 @@ def job_from_hash(h: dict[str, str]) -> Job:
         idempotency_key=h.get("idempotency_key"),
         depends_on=serde.loads(h.get("depends_on") or "[]"),
         artifacts=[Artifact.from_dict(a) for a in serde.loads(h.get("artifacts") or "[]")],
+        callback_url=h.get("callback_url"),
     )
 
 
@@ -80,6 +81,7 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "delay": req.delay,
         "ikey": req.idempotency_key,
         "max_depth": req.max_depth,
+        "callback_url": req.callback_url,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

@@ -33,6 +33,8 @@ NAMES = (
     "stats",
     "drain",
     "now",
+    "outbox_take",
+    "outbox_ack",
 )
 
 
