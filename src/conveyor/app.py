@@ -16,7 +16,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pydantic
 
@@ -31,6 +31,7 @@ from conveyor.backend.protocol import (
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
+from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import DEFAULT_TENANT, Job, JobState, QueueConfig, QueueStats, RetryPolicy
 
 if TYPE_CHECKING:
@@ -87,6 +88,9 @@ class Conveyor:
         self._backend_lock = threading.Lock()
         self._portal: _Portal | None = None
         self._opened: set[int] = set()
+        self.telemetry = Telemetry()
+        """Typed events (submits, claims, ends, engine calls) and their handlers: conveyor/telemetry.py."""
+        self._metrics_attached = False
         self.webhooks: WebhookSettings | None = None
         if webhooks is not None:
             from conveyor.webhooks.config import WebhookSettings as Settings
@@ -155,14 +159,14 @@ class Conveyor:
     # -- engine -------------------------------------------------------------------------------
 
     def _make_backend(self) -> Backend:
-        from conveyor.telemetry import instrument  # lazy: `conveyor serve` sets PROMETHEUS_MULTIPROC_DIR first
+        """The engine itself: metrics and notifications hook in through ``self.telemetry`` and
+        the engine's outbox, never by wrapping it."""
+        if not self._metrics_attached:
+            from conveyor.metrics import prometheus_handler  # lazy: `serve` sets PROMETHEUS_MULTIPROC_DIR first
 
-        backend = instrument(create_backend(self.url))
-        if self.webhooks is not None:  # announce jobs that end (docs/webhooks.md)
-            from conveyor.webhooks.notifier import NotifyingBackend
-
-            backend = cast(Backend, NotifyingBackend(backend, self, self.webhooks))
-        return backend
+            self.telemetry.attach(prometheus_handler)
+            self._metrics_attached = True
+        return create_backend(self.url)
 
     async def backend(self) -> Backend:
         """The engine connection for the running event loop, opened (and migrated) once."""
@@ -250,14 +254,18 @@ class Conveyor:
             max_depth=self.queue_config(queue).max_depth,
         )
 
-    async def enqueue_async(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
-        request = self.build_request(task_name, args, options)
+    async def _store(self, request: EnqueueRequest) -> Job:
         backend = await self.backend()
-        return (await backend.enqueue(request)).job
+        result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+        self.telemetry.submitted([result.job], [result.created])
+        return result.job
+
+    async def enqueue_async(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
+        return await self._store(self.build_request(task_name, args, options))
 
     def enqueue(self, task_name: str, args: dict[str, Any], options: CallOptions | None = None) -> Job:
         request = self.build_request(task_name, args, options)
-        return self.run_sync(lambda b: _job_of(b.enqueue(request)))
+        return self._sync(lambda: self._store(request))
 
     # -- inspection and operator actions ------------------------------------------------------
 
@@ -281,7 +289,9 @@ class Conveyor:
         return self.run_sync(lambda b: b.list_jobs(flt))
 
     def cancel(self, job_id: str, tenant: str | None = None) -> Job:
-        return self.run_sync(lambda b: b.cancel(CancelRequest(job_id, tenant)))
+        job = self.run_sync(lambda b: b.cancel(CancelRequest(job_id, tenant)))
+        self.telemetry.emit(JobEnded(job.id, job.task, "canceled"))
+        return job
 
     def redrive(self, job_ids: Iterable[str] = (), *, queue: str | None = None, task: str | None = None) -> int:
         req = RedriveRequest(tuple(job_ids), None, queue, task)
@@ -289,10 +299,6 @@ class Conveyor:
 
     def queue_stats(self) -> list[QueueStats]:
         return self.run_sync(lambda b: b.queue_stats())
-
-
-async def _job_of(result: Awaitable[Any]) -> Job:
-    return (await result).job  # type: ignore[no-any-return]
 
 
 def load_app(spec: str) -> Conveyor:

@@ -226,7 +226,7 @@ class OutboxRequest:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """"Job ``job_id`` reached terminal state ``state`` at ``at`` (engine clock)"."""
+    """ "Job ``job_id`` reached terminal state ``state`` at ``at`` (engine clock)"."""
 
     seq: int
     """Increasing per engine; the handle for ``ack_outbox``."""

@@ -31,6 +31,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.errors import BackendUnavailable, ConveyorError
 from conveyor.task import Task
+from conveyor.telemetry import JobClaimed, JobEnded
 from conveyor.types import JobState
 from conveyor.worker.acks import CompletionBatcher
 from conveyor.worker.async_exec import run_async_task
@@ -149,7 +150,9 @@ class Worker:
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
         self._backend = backend
-        self._acks = CompletionBatcher(backend.complete_many, self._engine)
+        self._acks = CompletionBatcher(
+            lambda reqs: self.app.telemetry.timed("complete_many", backend.complete_many(reqs)), self._engine
+        )
         self.pool.start()
         log(
             "worker.start",
@@ -162,7 +165,7 @@ class Worker:
         )
         background = [
             asyncio.ensure_future(self._heartbeat_loop()),
-            asyncio.ensure_future(Maintenance(self.backend, cfg.maintenance).run()),
+            asyncio.ensure_future(Maintenance(self.backend, cfg.maintenance, self.app).run()),
         ]
         if cfg.max_executors > cfg.min_executors:
             scaler = Autoscaler(
@@ -232,12 +235,15 @@ class Worker:
                 continue
             free = await self._gather_capacity(free)
             try:
-                jobs = await self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
+                jobs = await self.app.telemetry.timed(
+                    "claim", self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
+                )
             except Exception as exc:  # engine hiccup: back off, never crash the node
                 log("worker.claim_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
                 await first_of(asyncio.sleep(ENGINE_RETRY), self._draining.wait())
                 continue
             for job in jobs:
+                self.app.telemetry.emit(JobClaimed(job))
                 self._start(JobRun(job))
             if jobs:
                 continue
@@ -387,6 +393,7 @@ class Worker:
         if outcome.kind == "succeeded":
             assert self._acks is not None
             if await self._acks.complete(CompleteRequest(job.id, run.lease.token, outcome.result)):
+                self.app.telemetry.emit(JobEnded(job.id, job.task, "succeeded", run.elapsed))
                 log("job.finish", outcome="succeeded", **base)
             else:
                 log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)
@@ -394,10 +401,13 @@ class Worker:
         error = outcome.error or error_dict("Error", "unknown failure")
         retry_delay = job.retry.delay(job.attempts) if outcome.retryable and job.attempts < job.max_attempts else None
         fail = FailRequest(job.id, run.lease.token, error, retry_delay)
-        state = await self._engine(lambda: self.backend.fail(fail))
+        state = await self._engine(lambda: self.app.telemetry.timed("fail", self.backend.fail(fail)))
         if state is None:
             log("job.refused", logging.WARNING, outcome=outcome.kind, reason="lease lost", **base)
             return
+        self.app.telemetry.emit(
+            JobEnded(job.id, job.task, "failed" if state is JobState.FAILED else "retried", run.elapsed)
+        )
         level = logging.ERROR if state is JobState.FAILED else logging.WARNING
         fields: dict[str, Any] = {
             **base,

@@ -648,7 +648,8 @@ class SQLiteBackend:
             with self._tx(conn):
                 now = self._clock()
                 for row in conn.execute(SQL["prunable"], {"cutoff": now - req.older_than}).fetchall():
-                    for query in ("delete_job_events", "delete_job_effects", "delete_job_deps", "delete_job_outbox", "delete_job"):
+                    conn.execute(SQL["delete_job_outbox"], {"id": row["id"]})
+                    for query in ("delete_job_events", "delete_job_effects", "delete_job_deps", "delete_job"):
                         conn.execute(SQL[query], {"id": row["id"]})
                     deleted += 1
                 conn.execute(SQL["delete_expired_keys"], {"now": now})
