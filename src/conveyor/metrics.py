@@ -37,7 +37,7 @@ JOBS_FINISHED = Counter(
     ["task", "outcome"],
 )
 RUN_SECONDS = Histogram(
-    "conveyor_job_run_seconds", "Wall time of one attempt, claim to end", ["task"], buckets=RUN_BUCKETS
+    "conveyor_job_run_seconds", "Wall time of one attempt, task start to recorded end", ["task"], buckets=RUN_BUCKETS
 )
 SUBMIT_SECONDS = Histogram(
     "conveyor_submit_seconds", "Latency of POST /v1/jobs as seen by the API, by HTTP status", ["status"]

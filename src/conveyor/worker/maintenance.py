@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.backend.protocol import Backend, PruneRequest
 from conveyor.worker.config import MaintenanceConfig
@@ -21,6 +21,7 @@ from conveyor.worker.logs import log
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
+T = TypeVar("T")
 OUTBOX_INTERVAL = 1.0
 """Seconds between two looks at the outbox when no job ended on this node meanwhile (a job that
 ends here wakes the consumer at once, so this only bounds the latency of other nodes' ends)."""
@@ -37,18 +38,22 @@ class Maintenance:
         self.config = config
         self.app = app
 
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        """Measured through the app's telemetry seam when there is an app (always on a node)."""
+        return await (self.app.telemetry.timed(operation, call) if self.app is not None else call)
+
     async def reap(self) -> None:
-        reaped = await self.backend.reap_expired()
+        reaped = await self._timed("reap_expired", self.backend.reap_expired())
         if reaped:
             log("maintenance.reaped", logging.WARNING, jobs=len(reaped), ids=",".join(reaped[:20]))
 
     async def promote(self) -> None:
-        promoted = await self.backend.promote_scheduled()
+        promoted = await self._timed("promote_scheduled", self.backend.promote_scheduled())
         if promoted:
             log("maintenance.promoted", logging.DEBUG, jobs=promoted)
 
     async def prune(self) -> None:
-        deleted = await self.backend.prune(PruneRequest(older_than=self.config.retention))
+        deleted = await self._timed("prune", self.backend.prune(PruneRequest(older_than=self.config.retention)))
         if deleted:
             log("maintenance.pruned", jobs=deleted, retention_s=self.config.retention)
 

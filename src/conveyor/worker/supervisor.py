@@ -442,7 +442,8 @@ class Worker:
             if not runs:
                 continue
             try:
-                statuses = await self.backend.heartbeat(HeartbeatRequest(tuple(r.lease for r in runs), cfg.lease))
+                beat = self.backend.heartbeat(HeartbeatRequest(tuple(r.lease for r in runs), cfg.lease))
+                statuses = await self.app.telemetry.timed("heartbeat", beat)
             except Exception as exc:
                 log("worker.heartbeat_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}", jobs=len(runs))
                 continue
