@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pydantic
 
@@ -38,6 +38,7 @@ from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
+from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
@@ -103,6 +104,9 @@ class Conveyor:
         self._backend_lock = threading.Lock()
         self._portal: _Portal | None = None
         self._opened: set[int] = set()
+        self.telemetry = Telemetry()
+        """Typed events (submits, claims, ends, engine calls) and their handlers: conveyor/telemetry.py."""
+        self._metrics_attached = False
         self.webhooks: WebhookSettings | None = None
         if webhooks is not None:
             from conveyor.webhooks.config import WebhookSettings as Settings
@@ -171,14 +175,14 @@ class Conveyor:
     # -- engine -------------------------------------------------------------------------------
 
     def _make_backend(self) -> Backend:
-        from conveyor.telemetry import instrument  # lazy: `conveyor serve` sets PROMETHEUS_MULTIPROC_DIR first
+        """The engine itself: metrics and notifications hook in through ``self.telemetry`` and
+        the engine's outbox, never by wrapping it."""
+        if not self._metrics_attached:
+            from conveyor.metrics import prometheus_handler  # lazy: `serve` sets PROMETHEUS_MULTIPROC_DIR first
 
-        backend = instrument(create_backend(self.url))
-        if self.webhooks is not None:  # announce jobs that end (docs/webhooks.md)
-            from conveyor.webhooks.notifier import NotifyingBackend
-
-            backend = cast(Backend, NotifyingBackend(backend, self, self.webhooks))
-        return backend
+            self.telemetry.attach(prometheus_handler)
+            self._metrics_attached = True
+        return create_backend(self.url)
 
     async def backend(self) -> Backend:
         """The engine connection for the running event loop, opened (and migrated) once."""
@@ -275,7 +279,10 @@ class Conveyor:
     ) -> EnqueueResult:
         """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
         request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
-        return await (await self.backend()).enqueue(request)
+        backend = await self.backend()
+        result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+        self.telemetry.submitted([result.job], [result.created])
+        return result
 
     async def enqueue_async(
         self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
@@ -308,7 +315,9 @@ class Conveyor:
 
     async def cancel_async(self, job_id: str, tenant: str | None = None, reason: str = "canceled by request") -> Job:
         """Cancel a job that has not ended (its waiting dependents too); raises JobNotFound, InvalidTransition."""
-        return await (await self.backend()).cancel(CancelRequest(job_id, tenant, reason))
+        job = await (await self.backend()).cancel(CancelRequest(job_id, tenant, reason))
+        self.telemetry.emit(JobEnded(job.id, job.task, "canceled"))
+        return job
 
     async def redrive_async(
         self,

@@ -176,6 +176,7 @@ class Job:
     idempotency_key: str | None = None
     depends_on: list[str] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
+    callback_url: str | None = None
 
     @property
     def terminal(self) -> bool:

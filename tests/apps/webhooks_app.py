@@ -4,16 +4,24 @@ The receiver's base URL comes from $WEBHOOK_RECEIVER (each test starts its own r
 free port); the test process calls ``make_app(url, receiver)`` for the same configuration.
 Endpoint "main" gets every event of the ``hooks.*`` tasks, "flaky" only those of
 ``hooks.flaky``, "down" only those of ``hooks.unlucky``: each test reads its own path.
+Queue "tiny" holds one pending job at most (a submit past it is refused).
+
+Fault hook: with $WEBHOOK_TEST_KILL_AFTER_COMPLETE set, the process SIGKILLs itself as soon as
+an engine ``complete_many`` call returned, i.e. right after a job's end committed and before
+anything else (its outbox consumer included) could act on it. It hooks in through the public
+telemetry seam (``app.telemetry``), so the product code has no fault switch.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from conveyor.app import Conveyor
 from conveyor.context import JobContext
-from conveyor.types import RetryPolicy
+from conveyor.telemetry import EngineCall, Event
+from conveyor.types import QueueConfig, RetryPolicy
 from conveyor.webhooks import WebhookEndpoint, WebhookSettings
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -36,7 +44,9 @@ def make_app(url: str | None = None, receiver: str | None = None) -> Conveyor:
         retry=FAST,
         timeout=5.0,
     )
-    app = Conveyor(url, webhooks=settings)
+    app = Conveyor(url, webhooks=settings, queues=[QueueConfig("tiny", max_depth=1)])
+    if os.environ.get("WEBHOOK_TEST_KILL_AFTER_COMPLETE"):
+        app.telemetry.attach(_kill_after_complete)
 
     @app.task(name="hooks.ok")
     def ok(value: int) -> dict[str, int]:
@@ -66,6 +76,11 @@ def make_app(url: str | None = None, receiver: str | None = None) -> Conveyor:
         return value
 
     return app
+
+
+def _kill_after_complete(event: Event) -> None:
+    if isinstance(event, EngineCall) and event.operation == "complete_many" and event.error_type is None:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 app = make_app()

@@ -1,4 +1,8 @@
-"""One engine, one receiver and one worker node per test module (the tests use distinct jobs)."""
+"""One engine, one receiver and one worker node per test module (the tests use distinct jobs).
+
+The module runs once per engine of $CONVEYOR_WORKER_ENGINES (like the worker and fault suites):
+``CONVEYOR_WORKER_ENGINES=sqlite,postgres,redis`` runs every webhook test on all three.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from conveyor.webhooks import WEBHOOK_QUEUE
 from tests.apps.webhooks_app import make_app
-from tests.faults.helpers import WorkerNode, wait_until
+from tests.engines import engine_url
+from tests.faults.helpers import WORKER_ENGINES, WorkerNode, wait_until
 from tests.webhooks.receiver import Received, Receiver
 
 APP = "tests.apps.webhooks_app:app"
@@ -56,25 +61,30 @@ class Hooks:
         return self.receiver.received(path, job_id)
 
 
-@pytest.fixture(scope="module")
-def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
-    tmp: Path = tmp_path_factory.mktemp("webhooks")
-    url = f"sqlite:///{tmp / 'conveyor.db'}"
-    receiver = Receiver().start()
-    app = make_app(url, receiver.url)
-    node = WorkerNode(
+def hook_node(url: str, tmp: Path, receiver: Receiver, **env: str) -> WorkerNode:
+    """A worker node of the webhooks test app serving the default and delivery queues."""
+    return WorkerNode(
         url,
         tmp / "logs",
         app=APP,
         queues=f"default,{WEBHOOK_QUEUE}",
         concurrency=2,
         lease=2.0,
-        env={"WEBHOOK_RECEIVER": receiver.url, "CONVEYOR_RESULTS": str(tmp / "results")},
+        env={"WEBHOOK_RECEIVER": receiver.url, "CONVEYOR_RESULTS": str(tmp / "results"), **env},
     )
-    try:
-        node.start()
-        yield Hooks(app, receiver, node)
-    finally:
-        node.close()
-        app.close()
-        receiver.stop()
+
+
+@pytest.fixture(scope="module", params=WORKER_ENGINES)
+def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
+    tmp: Path = tmp_path_factory.mktemp("webhooks")
+    with engine_url(request.param, tmp) as url:
+        receiver = Receiver().start()
+        app = make_app(url, receiver.url)
+        node = hook_node(url, tmp, receiver)
+        try:
+            node.start()
+            yield Hooks(app, receiver, node)
+        finally:
+            node.close()
+            app.close()
+            receiver.stop()

@@ -68,6 +68,34 @@ def test_callback_of_a_job_that_fails_and_a_configured_endpoint_both_get_it(hook
     assert to_callback.headers["webhook-id"] != to_main.headers["webhook-id"]
 
 
+def test_the_callback_url_is_stored_on_the_job_and_not_shown_to_the_tenant(hooks: Hooks, api_app: Conveyor) -> None:
+    url = f"{hooks.receiver.url}/cb/hidden"
+    response = post(
+        api_app, {"task": "hooks.plain", "args": {"value": 1}, "queue": "tiny", "delay": 3600, "callback_url": url}
+    )
+    assert response.status_code == 202, response.text
+    assert "callback_url" not in response.text and url not in response.text
+    job = hooks.app.get(response.json()["id"])
+    assert job is not None and job.callback_url == url
+    hooks.app.cancel(job.id)
+    hooks.settled(job.id, 1)
+    [request] = hooks.received("/cb/hidden", job.id)
+    assert request.verify(CALLBACK_SECRET)["type"] == "job.canceled"
+    assert "callback_url" not in request.body.decode()
+
+
+def test_a_refused_submit_with_a_callback_leaves_nothing_behind(hooks: Hooks, api_app: Conveyor) -> None:
+    url = f"{hooks.receiver.url}/cb/refused"
+    first = post(api_app, {"task": "hooks.plain", "args": {"value": 1}, "queue": "tiny", "delay": 3600})
+    assert first.status_code == 202, first.text
+    before = {j.id for j in hooks.app.list_jobs(limit=200).jobs}
+    body = {"task": "hooks.plain", "args": {"value": 2}, "queue": "tiny", "delay": 3600, "callback_url": url}
+    refused = post(api_app, body)
+    assert refused.status_code == 429, refused.text  # "tiny" holds one pending job
+    assert {j.id for j in hooks.app.list_jobs(limit=200).jobs} == before
+    hooks.app.cancel(first.json()["id"])  # frees the queue for the next test
+
+
 @pytest.mark.parametrize(
     "url, message",
     [

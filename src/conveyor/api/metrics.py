@@ -1,6 +1,6 @@
 """``GET /metrics`` in Prometheus text format.
 
-Counters and histograms come from ``conveyor.telemetry`` (every process that shares
+Counters and histograms come from ``conveyor.metrics`` (every process that shares
 ``PROMETHEUS_MULTIPROC_DIR``, e.g. the workers ``conveyor serve --workers`` starts). Queue depth
 and the age of the oldest queued job are read from the engine at scrape time, so they are
 right whichever process moved the jobs.
@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from conveyor.api.auth import Principal
 from conveyor.api.deps import AUTH_ERRORS, scope, service
 from conveyor.errors import BackendUnavailable
-from conveyor.telemetry import registry
+from conveyor.metrics import registry
 from conveyor.types import QueueStats
 
 router = APIRouter(tags=["metrics"])

@@ -27,11 +27,12 @@ from conveyor.errors import (
     QueueFull,
     UnknownTask,
 )
+from conveyor.metrics import SUBMIT_SECONDS
 from conveyor.task import CallOptions
-from conveyor.telemetry import SUBMIT_SECONDS
-from conveyor.types import Job, JobState, new_job_id
+from conveyor.telemetry import JobEnded
+from conveyor.types import Job, JobState
 from conveyor.webhooks.config import check_url
-from conveyor.webhooks.notifier import internal_task, remember_callback
+from conveyor.webhooks.notifier import internal_task
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 JOB_PATH = "/v1/jobs"
@@ -213,14 +214,12 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         raise ProblemError(
             422, str(exc), kind="invalid-request", errors=[{"field": "body", "message": str(exc)}]
         ) from None
-    callback = _callback_url(svc, body.callback_url) if body.callback_url is not None else None
-    if callback is not None:  # the id is chosen first so the URL is stored before the job can run
-        request = replace(request, job_id=new_job_id())
+    if body.callback_url is not None:  # stored on the job by the same write: a refused submit leaves nothing
+        request = replace(request, callback_url=_callback_url(svc, body.callback_url))
     try:
         backend = await svc.backend()
-        if callback is not None:
-            await remember_callback(backend, request.job_id or "", callback)
-        result = await backend.enqueue(request)
+        result = await svc.conveyor.telemetry.timed("enqueue", backend.enqueue(request))
+        svc.conveyor.telemetry.submitted([result.job], [result.created])
         initial, run_at = await as_first_stored(backend, result)
         now = await backend.now()
     except QueueFull as exc:
@@ -360,6 +359,7 @@ async def cancel_job(
     backend = await svc.backend()
     try:
         job = await backend.cancel(CancelRequest(job_id, principal.tenant_filter(), "canceled over the API"))
+        svc.conveyor.telemetry.emit(JobEnded(job.id, job.task, "canceled"))
     except JobNotFound:
         raise ProblemError(404, f"job {job_id} not found", kind="job-not-found") from None
     except InvalidTransition as exc:

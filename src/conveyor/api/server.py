@@ -15,7 +15,7 @@ from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
 from conveyor.api.schemas import Problem
 from conveyor.app import Conveyor
-from conveyor.telemetry import HTTP_REQUESTS
+from conveyor.metrics import HTTP_REQUESTS
 
 DESCRIPTION = """Submit background jobs, follow them to the end, fetch their results.
 

@@ -85,6 +85,16 @@ Semantics every engine must follow:
   the caller refuses them); ``list_keys`` is oldest first (created_at, key_id);
   ``revoke_key`` sets ``revoked_at`` once and answers False for an unknown or already revoked
   key. Keys live in the engine's own schema and settings (migration ``0003_api_keys``).
+* Outbox (at-least-once notifications, docs/decisions/0002-webhooks.md): every change that
+  brings a job to a terminal state (succeeded, failed, canceled; from another state, or an
+  enqueue that creates the job canceled, cascades included) records an ``OutboxEntry`` in the
+  SAME transaction / script as the change, in one place per engine (SQL: a trigger on ``jobs``;
+  Redis: ``lib.lua`` ``transition()`` and the enqueue script). ``take_outbox`` hands out up
+  to ``limit`` entries whose lease is free, oldest first, and hides them from other takers for
+  ``lease_seconds``; an entry not acked by then is handed out again (a consumer that died
+  loses nothing). Several consumers may take concurrently: an entry may be handed out twice
+  (duplicates are allowed, losses are not). ``ack_outbox`` deletes entries (unknown seqs are
+  ignored, so acking twice is harmless). Pruning a job deletes its entries too.
 * ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
   ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
@@ -129,6 +139,8 @@ class EnqueueRequest:
     max_depth: int | None = None
     job_id: str | None = None
     """Set by the caller to know the id in advance; generated when None."""
+    callback_url: str | None = None
+    """Per-submit webhook receiver, stored on the job in the same write (``Job.callback_url``)."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +309,24 @@ class EventsRequest:
 
 
 @dataclass(frozen=True)
+class OutboxRequest:
+    limit: int = 100
+    lease_seconds: float = 30.0
+    """How long the entries taken stay hidden from other takers unless acked."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """ "Job ``job_id`` reached terminal state ``state`` at ``at`` (engine clock)"."""
+
+    seq: int
+    """Increasing per engine; the handle for ``ack_outbox``."""
+    job_id: str
+    state: JobState
+    at: float
+
+
+@dataclass(frozen=True)
 class PauseRequest:
     queue: str
     paused: bool
@@ -415,6 +445,12 @@ class Backend(Protocol):
     async def events(self, req: EventsRequest) -> list[JobEvent]: ...
 
     async def set_paused(self, req: PauseRequest) -> None: ...
+
+    async def take_outbox(self, req: OutboxRequest) -> list[OutboxEntry]:
+        """Up to ``limit`` unacked entries not leased by another taker, in seq order; leases them."""
+
+    async def ack_outbox(self, seqs: list[int]) -> None:
+        """Delete these entries (delivered); unknown seqs are ignored."""
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
         """Return when new work may be claimable in these queues, or after ``timeout`` seconds.

@@ -6,13 +6,13 @@ See docs/webhooks.md and docs/decisions/0002-webhooks.md.
 """
 
 from conveyor.webhooks.config import EVENTS, WebhookEndpoint, WebhookSettings, check_url
-from conveyor.webhooks.notifier import DELIVER_TASK, WEBHOOK_QUEUE, NotifyingBackend, event_payload
+from conveyor.webhooks.notifier import DELIVER_TASK, WEBHOOK_QUEUE, OutboxConsumer, event_payload
 
 __all__ = [
     "DELIVER_TASK",
     "EVENTS",
     "WEBHOOK_QUEUE",
-    "NotifyingBackend",
+    "OutboxConsumer",
     "WebhookEndpoint",
     "WebhookSettings",
     "check_url",

@@ -1,38 +1,41 @@
-"""Turn "a job ended" into delivery jobs, right after the engine committed the transition.
+"""Turn the engine's outbox ("job X reached terminal state S") into webhook delivery jobs.
 
-``NotifyingBackend`` wraps the app's engine (``Conveyor._make_backend``), so every path that
-ends a job goes through it without the worker, the API or the CLI knowing about webhooks:
-``complete`` / ``complete_many`` (succeeded), ``fail`` to ``failed``, ``reap_expired`` to ``failed`` (lease
-expired on the last attempt), ``cancel``. For each endpoint that wants the event it enqueues
-one ``conveyor.webhooks.deliver`` job with an idempotency key, so a duplicate notice makes no
-second delivery. The delivery job is then retried, dead-lettered and redriven like any job.
+Every engine writes an outbox entry in the same transaction / script as the change that ends
+a job (migration 0002's trigger, ``lib.lua`` ``transition()``), so a process killed right after
+the transition loses nothing: the entry waits in the engine. Every worker node runs an
+``OutboxConsumer`` in its maintenance loop (``worker/maintenance.py``): it takes a batch of
+entries with a lease, reads each job, enqueues one ``conveyor.webhooks.deliver`` job per
+endpoint that wants the event (and the job's own ``callback_url``), then acks the batch. An
+entry whose deliveries could not all be enqueued is not acked: its lease expires and a node
+takes it again. Several nodes may take the same entry (a lease that ran out, a slow node):
+each delivery is enqueued with an idempotency key and a job id derived from the ending, so a
+second notice of one ending makes no second delivery (see docs/decisions/0002-webhooks.md for
+the one window where it can). An app without webhooks only acks, so the outbox stays small.
 
-Guarantee: at-least-once once the delivery job is stored. The transition and the enqueue are
-two engine calls; a process killed between them (or an engine outage that outlasts the three
-enqueue tries) loses that notification. docs/decisions/0002-webhooks.md explains the trade-off.
+The node that finished a job nudges its own consumer through the app's telemetry seam
+(``JobEnded``), so webhooks leave within milliseconds; other nodes poll on an interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from conveyor.api.schemas import JobStatus
-from conveyor.backend.protocol import (
-    Backend,
-    CancelRequest,
-    CompleteRequest,
-    EffectRequest,
-    ExpireRequest,
-    FailRequest,
-)
-from conveyor.errors import IdempotencyConflict
+from conveyor.backend.protocol import Backend, OutboxEntry, OutboxRequest
+from conveyor.errors import DuplicateJobId, IdempotencyConflict
 from conveyor.task import CallOptions
+from conveyor.telemetry import Event, JobEnded
 from conveyor.types import Job, JobState
-from conveyor.webhooks.config import CALLBACK, WebhookSettings
+from conveyor.webhooks.config import CALLBACK
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -40,10 +43,13 @@ if TYPE_CHECKING:
 LOGGER = logging.getLogger("conveyor.webhooks")
 DELIVER_TASK = "conveyor.webhooks.deliver"
 WEBHOOK_QUEUE = "conveyor.webhooks"
-CALLBACK_EFFECT = "conveyor.webhooks.callback_url"
-"""Effect key under which a job's per-submit callback URL is stored (see ``remember_callback``)."""
 EVENT_OF = {JobState.SUCCEEDED: "job.succeeded", JobState.FAILED: "job.failed", JobState.CANCELED: "job.canceled"}
-ENQUEUE_TRIES = (0.0, 0.2, 1.0)
+BATCH = 100
+"""Entries per take when the app has webhooks (each costs a read and an enqueue per receiver)."""
+ACK_ONLY_BATCH = 1000
+"""Entries per take when it has none: they are only acknowledged."""
+LEASE = 60.0
+"""Seconds a taken batch stays hidden from other nodes; past it, an unacked entry is taken again."""
 
 
 def internal_task(name: str) -> bool:
@@ -52,139 +58,151 @@ def internal_task(name: str) -> bool:
     return name.startswith("conveyor.webhooks.")
 
 
-def event_payload(job: Job, event: str) -> dict[str, Any]:
-    """The Standard Webhooks body: type, timestamp of the end, and the job's status body."""
-    at = job.finished_at or job.updated_at
-    return {
-        "type": event,
-        "timestamp": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
-        "data": JobStatus.from_job(job).model_dump(mode="json"),
-    }
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
-def idempotency_key(job: Job, event: str, endpoint: str) -> str:
+def event_payload(job: Job, event: str, at: float | None = None) -> dict[str, Any]:
+    """The Standard Webhooks body: type, time of the end, and the job's status body."""
+    ended = at if at is not None else (job.finished_at or job.updated_at)
+    return {"type": event, "timestamp": _iso(ended), "data": JobStatus.from_job(job).model_dump(mode="json")}
+
+
+def idempotency_key(job_id: str, event: str, endpoint: str, at: float) -> str:
     """``webhook:{job_id}:{event}:{endpoint digest}:{end time ms}``.
 
     The end time tells apart two endings of one job (failed, redriven, failed again): each
     is its own notification. The endpoint is digested so a long URL-named endpoint still fits.
     """
     digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
-    ended = round((job.finished_at or job.updated_at) * 1000)
-    return f"webhook:{job.id}:{event}:{digest}:{ended}"
+    return f"webhook:{job_id}:{event}:{digest}:{round(at * 1000)}"
 
 
-async def remember_callback(backend: Backend, job_id: str, url: str) -> None:
-    """Store a job's callback URL before the job exists, so even an instant finish sees it."""
-    await backend.record_effect(EffectRequest(job_id, CALLBACK_EFFECT, url))
+def delivery_id(key: str, at: float) -> str:
+    """The delivery job's id (and so its ``webhook-id``), derived from its idempotency key.
+
+    A UUIDv7 whose time is the job's end and whose random bits are the key's digest: still
+    time-ordered like every job id, and the same for every notice of one ending. Once the
+    idempotency key expired, a late second notice is refused as a duplicate id while the first
+    delivery job exists, and after that it carries the same ``webhook-id`` (receivers dedupe).
+    """
+    bits = int.from_bytes(hashlib.sha256(key.encode()).digest()[:10], "big")
+    ms = max(0, round(at * 1000)) & ((1 << 48) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((bits >> 62) & 0xFFF) << 64 | (0b10 << 62) | (bits & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
 
 
-class NotifyingBackend:
-    """A transparent proxy over an engine that enqueues webhook deliveries when jobs end."""
+class OutboxConsumer:
+    """Drains the engine's outbox into delivery jobs for one node (see the module docstring)."""
 
-    def __init__(self, inner: Backend, app: Conveyor, settings: WebhookSettings) -> None:
-        object.__setattr__(self, "_inner", inner)
-        object.__setattr__(self, "_app", app)
-        object.__setattr__(self, "_settings", settings)
+    def __init__(self, app: Conveyor, backend: Backend) -> None:
+        self.app = app
+        self.backend = backend
+        self.batch = BATCH if app.webhooks is not None else ACK_ONLY_BATCH
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    @property
-    def inner(self) -> Backend:
-        return cast(Backend, object.__getattribute__(self, "_inner"))
+    def attach(self) -> Callable[[], None]:
+        """Be nudged when a job ends in this process (only useful when there is something to send)."""
+        self._loop = asyncio.get_running_loop()
+        if self.app.webhooks is None:
+            return lambda: None
+        return self.app.telemetry.attach(self._on_event)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, JobEnded) and event.terminal and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self.inner, name, value)  # clock_offset and other settings belong to the engine
+    async def wait(self, timeout: float) -> None:
+        """Until a job ends here (nudge) or ``timeout`` seconds pass."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
 
-    def __repr__(self) -> str:
-        return f"<webhooks {self.inner!r}>"
+    async def drain(self) -> int:
+        """Handle batches until the outbox has no free entry; returns the entries taken."""
+        total = 0
+        while True:
+            handled = await self.run_once()
+            total += handled
+            if handled < self.batch:
+                return total
 
-    # -- the transitions that end a job --------------------------------------------------------
+    async def run_once(self) -> int:
+        """Take one batch, enqueue its deliveries, ack what is done; returns entries taken."""
+        entries = await self.app.telemetry.timed(
+            "take_outbox", self.backend.take_outbox(OutboxRequest(self.batch, LEASE))
+        )
+        if not entries:
+            return 0
+        done = (
+            [e.seq for e in entries]
+            if self.app.webhooks is None
+            else [e.seq for e in entries if await self.announce(e)]
+        )
+        await self.app.telemetry.timed("ack_outbox", self.backend.ack_outbox(done))
+        return len(entries)
 
-    async def complete(self, req: CompleteRequest) -> bool:
-        done = await self.inner.complete(req)
-        if done:
-            await self._ended(req.job_id)
-        return done
-
-    async def complete_many(self, reqs: list[CompleteRequest]) -> list[bool]:
-        done = await self.inner.complete_many(reqs)
-        for req, ok in zip(reqs, done, strict=True):
-            if ok:
-                await self._ended(req.job_id)
-        return done
-
-    async def fail(self, req: FailRequest) -> JobState | None:
-        state = await self.inner.fail(req)
-        if state is JobState.FAILED:
-            await self._ended(req.job_id)
-        return state
-
-    async def expire(self, req: ExpireRequest) -> list[str]:
-        reaped = await self.inner.expire(req)
-        for job_id in reaped:
-            await self._ended(job_id)  # only those that went to failed are notified
-        return reaped
-
-    async def cancel(self, req: CancelRequest) -> Job:
-        job = await self.inner.cancel(req)
-        await self.notify(job)
-        return job
-
-    # -- deliveries ----------------------------------------------------------------------------
-
-    async def _ended(self, job_id: str) -> None:
+    async def announce(self, entry: OutboxEntry) -> bool:
+        """Enqueue the deliveries of one ending; False leaves the entry for a later take."""
+        event = EVENT_OF[entry.state]
         try:
-            job = await self.inner.get(job_id)
+            job = await self.backend.get(entry.job_id)
         except Exception as exc:
-            LOGGER.error("webhooks: cannot read job %s to notify its end: %s", job_id, exc)
-            return
-        if job is not None:
-            await self.notify(job)
+            LOGGER.warning("webhooks: cannot read job %s to announce %s: %s", entry.job_id, event, exc)
+            return False
+        if job is None or job.task == DELIVER_TASK:  # pruned; a delivery's own end is never announced
+            return True
+        targets = self.targets(job, event)
+        if not targets:
+            return True
+        age = time.time() - entry.at
+        if age > self.app.idempotency_ttl:
+            LOGGER.warning(
+                "webhooks: announcing %s of job %s %.0f s after it happened, past the idempotency window: "
+                "a receiver may get it twice (same webhook-id, dedupe on it)",
+                event,
+                job.id,
+                age,
+            )
+        if job.state is not entry.state:
+            LOGGER.info(
+                "webhooks: job %s is %s again; announcing its %s with its current record", job.id, job.state, event
+            )
+        payload = event_payload(job, event, entry.at)
+        ok = True
+        for endpoint, url in targets:
+            args = {"job_id": job.id, "event": event, "endpoint": endpoint, "url": url, "payload": payload}
+            ok = await self._enqueue(job, args, idempotency_key(job.id, event, endpoint, entry.at), entry.at) and ok
+        return ok
 
-    async def targets(self, job: Job, event: str) -> list[tuple[str, str | None]]:
+    def targets(self, job: Job, event: str) -> list[tuple[str, str | None]]:
         """(endpoint name, callback URL or None) of every receiver of this event."""
-        settings: WebhookSettings = object.__getattribute__(self, "_settings")
+        settings = self.app.webhooks
+        assert settings is not None
         out: list[tuple[str, str | None]] = [
             (e.name, None) for e in settings.endpoints if e.wants(event, job.tenant, job.task)
         ]
-        if settings.callbacks:
-            done, url = await self.inner.get_effect(job.id, CALLBACK_EFFECT)
-            if done and isinstance(url, str):
-                out.append((CALLBACK, url))
+        if settings.callbacks and job.callback_url:
+            out.append((CALLBACK, job.callback_url))
         return out
 
-    async def notify(self, job: Job) -> None:
-        """Enqueue one delivery per interested endpoint; never raises (the transition is done)."""
-        event = EVENT_OF.get(job.state)
-        if event is None or job.task == DELIVER_TASK:  # a delivery's own end is never announced
-            return
+    async def _enqueue(self, job: Job, args: dict[str, Any], key: str, at: float) -> bool:
+        options = CallOptions(idempotency_key=key, tenant=job.tenant)
+        request = self.app.build_request(DELIVER_TASK, args, options)
+        request = replace(request, job_id=delivery_id(key, at))
         try:
-            targets = await self.targets(job, event)
+            result = await self.app.telemetry.timed("enqueue", self.backend.enqueue(request))
+        except (IdempotencyConflict, DuplicateJobId):
+            return True  # already enqueued by an earlier notice of the same ending
         except Exception as exc:
-            LOGGER.error("webhooks: cannot list receivers of %s for job %s: %s", event, job.id, exc)
-            return
-        payload = event_payload(job, event) if targets else None
-        for endpoint, url in targets:
-            args = {"job_id": job.id, "event": event, "endpoint": endpoint, "url": url, "payload": payload}
-            await self._enqueue(job, args, idempotency_key(job, event, endpoint))
-
-    async def _enqueue(self, job: Job, args: dict[str, Any], key: str) -> None:
-        app: Conveyor = object.__getattribute__(self, "_app")
-        request = app.build_request(DELIVER_TASK, args, CallOptions(idempotency_key=key, tenant=job.tenant))
-        for pause in ENQUEUE_TRIES:
-            await asyncio.sleep(pause)
-            try:
-                await self.inner.enqueue(request)
-                return
-            except IdempotencyConflict:
-                return  # already enqueued by an earlier notice of the same ending
-            except Exception as exc:
-                error = exc
-        LOGGER.error(
-            "webhooks: could not enqueue %s delivery of job %s to %s: %s",
-            args["event"],
-            job.id,
-            args["endpoint"],
-            error,
-        )
+            LOGGER.warning(
+                "webhooks: could not enqueue %s delivery of job %s to %s: %s (will retry)",
+                args["event"],
+                job.id,
+                args["endpoint"],
+                exc,
+            )
+            return False
+        self.app.telemetry.submitted([result.job], [result.created])
+        return True

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from conveyor.backend.protocol import Backend, ClaimRequest
+from conveyor.telemetry import JobClaimed, Telemetry
 from conveyor.worker.aio import first_of
 from conveyor.worker.capacity import Capacity
 from conveyor.worker.config import WorkerConfig
@@ -33,7 +34,9 @@ class ClaimLoop:
         runner: JobRunner,
         capacity_changed: asyncio.Event,
         draining: asyncio.Event,
+        telemetry: Telemetry,
     ) -> None:
+        self.telemetry = telemetry
         self.backend = backend
         self.config = config
         self.capacity = capacity
@@ -53,12 +56,14 @@ class ClaimLoop:
                 continue
             free = await self._gather(free)
             try:
-                jobs = await self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
+                claim = self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
+                jobs = await self.telemetry.timed("claim", claim)
             except Exception as exc:  # engine hiccup: back off, never crash the node
                 log("worker.claim_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
                 await first_of(asyncio.sleep(CLAIM_RETRY), self.draining.wait())
                 continue
             for job in jobs:
+                self.telemetry.emit(JobClaimed(job))
                 self.runner.start(job)
             if jobs:
                 continue

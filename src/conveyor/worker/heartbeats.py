@@ -12,12 +12,15 @@ import logging
 from collections.abc import Mapping
 
 from conveyor.backend.protocol import Backend, HeartbeatRequest
+from conveyor.telemetry import Telemetry
 from conveyor.worker.jobrun import JobRun
 from conveyor.worker.logs import log
 from conveyor.worker.stop import StopReason
 
 
-async def heartbeat_loop(backend: Backend, held: Mapping[str, JobRun], interval: float, lease: float) -> None:
+async def heartbeat_loop(
+    backend: Backend, held: Mapping[str, JobRun], interval: float, lease: float, telemetry: Telemetry
+) -> None:
     """Extend the lease of every job in ``held`` every ``interval`` seconds, until canceled.
 
     Settling jobs are in ``held`` too: recording an outcome may take a while, and a lease
@@ -29,7 +32,8 @@ async def heartbeat_loop(backend: Backend, held: Mapping[str, JobRun], interval:
         if not runs:
             continue
         try:
-            statuses = await backend.heartbeat(HeartbeatRequest(tuple(r.lease for r in runs), lease))
+            beat = backend.heartbeat(HeartbeatRequest(tuple(r.lease for r in runs), lease))
+            statuses = await telemetry.timed("heartbeat", beat)
         except Exception as exc:
             log("worker.heartbeat_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}", jobs=len(runs))
             continue

@@ -1,4 +1,5 @@
-"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones.
+"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones, and
+drain the notification outbox into webhook deliveries.
 
 Every node runs it, so there is no single "scheduler" process to lose: each operation is one
 atomic, idempotent backend call, and two nodes doing it at once is harmless. Intervals are
@@ -11,11 +12,20 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.backend.protocol import Backend, PruneRequest
 from conveyor.reaper import reap_expired
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+
+T = TypeVar("T")
+OUTBOX_INTERVAL = 1.0
+"""Seconds between two looks at the outbox when no job ended on this node meanwhile (a job that
+ends here wakes the consumer at once, so this only bounds the latency of other nodes' ends)."""
 
 
 def jittered(interval: float, jitter: float, rng: random.Random | None = None) -> float:
@@ -24,24 +34,52 @@ def jittered(interval: float, jitter: float, rng: random.Random | None = None) -
 
 
 class Maintenance:
-    def __init__(self, backend: Backend, config: MaintenanceConfig) -> None:
+    def __init__(self, backend: Backend, config: MaintenanceConfig, app: Conveyor | None = None) -> None:
         self.backend = backend
         self.config = config
+        self.app = app
+
+    async def _timed(self, operation: str, call: Awaitable[T]) -> T:
+        """Measured through the app's telemetry seam when there is an app (always on a node)."""
+        return await (self.app.telemetry.timed(operation, call) if self.app is not None else call)
 
     async def reap(self) -> None:
-        reaped = await reap_expired(self.backend)
+        reaped = await self._timed("reap_expired", reap_expired(self.backend))
         if reaped:
             log("maintenance.reaped", logging.WARNING, jobs=len(reaped), ids=",".join(reaped[:20]))
 
     async def promote(self) -> None:
-        promoted = await self.backend.promote_scheduled()
+        promoted = await self._timed("promote_scheduled", self.backend.promote_scheduled())
         if promoted:
             log("maintenance.promoted", logging.DEBUG, jobs=promoted)
 
     async def prune(self) -> None:
-        deleted = await self.backend.prune(PruneRequest(older_than=self.config.retention))
+        deleted = await self._timed("prune", self.backend.prune(PruneRequest(older_than=self.config.retention)))
         if deleted:
             log("maintenance.pruned", jobs=deleted, retention_s=self.config.retention)
+
+    async def notify(self) -> None:
+        """Drain the outbox: a delivery job per receiver of each ended job, then acknowledge.
+
+        Runs until canceled; woken by the consumer's nudge (a job ended on this node) or every
+        ``OUTBOX_INTERVAL`` seconds (jittered), whichever comes first.
+        """
+        assert self.app is not None
+        from conveyor.webhooks.notifier import OutboxConsumer  # the app layer, above the worker's
+
+        consumer = OutboxConsumer(self.app, self.backend)
+        detach = consumer.attach()
+        try:
+            while True:
+                try:
+                    taken = await consumer.drain()
+                    if taken:
+                        log("maintenance.outbox", logging.DEBUG, entries=taken)
+                except Exception as exc:  # engine down for a moment: the entries wait in the engine
+                    log("maintenance.error", logging.WARNING, action="notify", error=f"{type(exc).__name__}: {exc}")
+                await consumer.wait(jittered(OUTBOX_INTERVAL, self.config.jitter))
+        finally:
+            detach()
 
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]], first_delay: float) -> None:
         await asyncio.sleep(first_delay)
@@ -53,10 +91,13 @@ class Maintenance:
             await asyncio.sleep(jittered(interval, self.config.jitter))
 
     async def run(self) -> None:
-        """Run the three loops until canceled."""
+        """Run the loops until canceled (the outbox one only with an app to announce for)."""
         cfg = self.config
-        await asyncio.gather(
+        loops = [
             self._every(cfg.reap_interval, self.reap, jittered(cfg.reap_interval, cfg.jitter) / 2),
             self._every(cfg.promote_interval, self.promote, jittered(cfg.promote_interval, cfg.jitter) / 2),
             self._every(cfg.prune_interval, self.prune, jittered(min(cfg.prune_interval, 60.0), cfg.jitter)),
-        )
+        ]
+        if self.app is not None:
+            loops.append(self.notify())
+        await asyncio.gather(*loops)

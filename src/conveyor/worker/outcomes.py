@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from conveyor import states
 from conveyor.backend.protocol import Backend, CompleteRequest, FailRequest, ReleaseRequest
 from conveyor.errors import BackendUnavailable
+from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import Job, JobState
 from conveyor.worker.acks import CompletionBatcher
 from conveyor.worker.codec import Outcome, error_dict
@@ -58,11 +59,14 @@ def failure_request(job: Job, token: str, outcome: Outcome) -> FailRequest:
 class OutcomeRecorder:
     """Writes each attempt's outcome with the job's lease token (see the module docstring)."""
 
-    def __init__(self, backend: Backend, patience: float) -> None:
+    def __init__(self, backend: Backend, patience: float, telemetry: Telemetry) -> None:
         self.backend = backend
         self.patience = patience
         """How long a write is retried while the engine is unavailable: one lease."""
-        self.acks = CompletionBatcher(backend.complete_many, self.engine)
+        self.telemetry = telemetry
+        self.acks = CompletionBatcher(
+            lambda reqs: telemetry.timed("complete_many", backend.complete_many(reqs)), self.engine
+        )
 
     async def engine(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """``call`` with the node's retry policy (``retry_engine``)."""
@@ -96,16 +100,21 @@ class OutcomeRecorder:
 
     async def _succeeded(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         if await self.acks.complete(CompleteRequest(run.job.id, run.lease.token, outcome.result)):
+            self.telemetry.emit(JobEnded(run.job.id, run.job.task, "succeeded", run.elapsed))
             log("job.finish", outcome="succeeded", **base)
         else:
             log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)
 
     async def _failed(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         fail = failure_request(run.job, run.lease.token, outcome)
-        state = await self.engine(lambda: self.backend.fail(fail))
+        state = await self.engine(lambda: self.telemetry.timed("fail", self.backend.fail(fail)))
         if state is None:
             log("job.refused", logging.WARNING, outcome=outcome.kind, reason="lease lost", **base)
             return
+        if state is JobState.FAILED:
+            self.telemetry.emit(JobEnded(run.job.id, run.job.task, "failed", run.elapsed))
+        else:
+            self.telemetry.emit(JobEnded(run.job.id, run.job.task, "retried", run.elapsed))
         level = logging.ERROR if state is JobState.FAILED else logging.WARNING
         fields: dict[str, Any] = {
             **base,

@@ -79,7 +79,7 @@ class Worker:
                 loop.remove_signal_handler(sig)
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
-        recorder = OutcomeRecorder(backend, patience=cfg.lease)
+        recorder = OutcomeRecorder(backend, patience=cfg.lease, telemetry=self.app.telemetry)
         self._runner = runner = JobRunner(
             self.app,
             self.pool,
@@ -89,7 +89,9 @@ class Worker:
             cfg.stop_grace,
             self._capacity_changed.set,
         )
-        claims = ClaimLoop(backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining)
+        claims = ClaimLoop(
+            backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining, self.app.telemetry
+        )
         self.pool.start()
         log(
             "worker.start",
@@ -101,8 +103,10 @@ class Worker:
             heartbeat=cfg.heartbeat_interval,
         )
         background = [
-            asyncio.ensure_future(heartbeat_loop(backend, runner.held, cfg.heartbeat_interval, cfg.lease)),
-            asyncio.ensure_future(Maintenance(backend, cfg.maintenance).run()),
+            asyncio.ensure_future(
+                heartbeat_loop(backend, runner.held, cfg.heartbeat_interval, cfg.lease, self.app.telemetry)
+            ),
+            asyncio.ensure_future(Maintenance(backend, cfg.maintenance, self.app).run()),
         ]
         if cfg.max_executors > cfg.min_executors:
             scaler = Autoscaler(

@@ -44,6 +44,8 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    OutboxEntry,
+    OutboxRequest,
     PauseRequest,
     ProgressRequest,
     PruneRequest,
@@ -437,6 +439,19 @@ class PostgresBackend:
     async def set_paused(self, req: PauseRequest) -> None:
         params = {"queue": req.queue, "paused": req.paused}
         await self._write1(lambda conn: _rows(conn, "set_paused", params), "pausing a queue")
+
+    # -- notification outbox ------------------------------------------------------------------
+
+    async def take_outbox(self, req: OutboxRequest) -> list[OutboxEntry]:
+        params = {"off": self.clock_offset, "limit": req.limit, "lease_seconds": req.lease_seconds}
+        rows = await self._write1(lambda conn: _rows(conn, "take_outbox", params), "taking outbox entries")
+        entries = [OutboxEntry(int(r["seq"]), r["job_id"], JobState(r["state"]), float(r["at"])) for r in rows]
+        return sorted(entries, key=lambda e: e.seq)
+
+    async def ack_outbox(self, seqs: list[int]) -> None:
+        if seqs:
+            params = {"seqs": list(seqs)}
+            await self._write1(lambda conn: _exec(conn, "ack_outbox", params), "acknowledging outbox entries")
 
     # -- maintenance --------------------------------------------------------------------------
 

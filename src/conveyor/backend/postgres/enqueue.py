@@ -112,6 +112,7 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "pending_deps": len(unfinished),
         "idempotency_key": req.idempotency_key,
         "depends_on": serde.dumps(deps),
+        "callback_url": req.callback_url,
     }
     row = (yield SQL["insert_job"], params, True)[0]
     if unfinished:
@@ -134,6 +135,7 @@ def is_plain(req: EnqueueRequest) -> bool:
         req.idempotency_key is None
         and req.max_depth is None
         and not req.depends_on
+        and req.callback_url is None
         and all(v is None or math.isfinite(v) for v in (req.timeout, req.run_at, req.delay))
     )
 

@@ -77,7 +77,7 @@ WITH t AS (
 ), ins AS (
     INSERT INTO conveyor.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                               depends_on, pending_deps)
+                               depends_on, pending_deps, callback_url)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
@@ -85,7 +85,7 @@ WITH t AS (
                json_build_object('type', 'DependencyCanceled',
                                  'message', 'dependency ' || %(canceled_dep)s::text || ' was canceled')::text
            END,
-           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s
+           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s
     FROM s
     RETURNING *
 ), ev AS (
@@ -396,6 +396,8 @@ WITH victims AS (
 ), d AS (
     DELETE FROM conveyor.job_deps
     WHERE job_id IN (SELECT id FROM victims) OR depends_on IN (SELECT id FROM victims)
+), o AS (
+    DELETE FROM conveyor.outbox WHERE job_id IN (SELECT id FROM victims)
 ), gone AS (
     DELETE FROM conveyor.jobs WHERE id IN (SELECT id FROM victims)
     RETURNING id
@@ -523,3 +525,20 @@ SELECT * FROM conveyor.api_keys ORDER BY created_at, key_id
 -- name: revoke_api_key
 UPDATE conveyor.api_keys SET revoked_at = conveyor.now(%(off)s)
 WHERE key_id = %(key_id)s AND revoked_at IS NULL
+
+-- name: take_outbox
+-- Lease up to `limit` free entries, oldest first (the trigger of migration 0002 writes them);
+-- SKIP LOCKED lets concurrent takers share the backlog instead of queueing behind each other.
+WITH picked AS (
+    SELECT seq FROM conveyor.outbox
+    WHERE leased_until <= conveyor.now(%(off)s)
+    ORDER BY seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE conveyor.outbox o SET leased_until = conveyor.now(%(off)s) + %(lease_seconds)s
+FROM picked WHERE o.seq = picked.seq
+RETURNING o.seq, o.job_id, o.state, o.at
+
+-- name: ack_outbox
+DELETE FROM conveyor.outbox WHERE seq = ANY(%(seqs)s::bigint[])

@@ -39,6 +39,8 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    OutboxEntry,
+    OutboxRequest,
     PauseRequest,
     ProgressRequest,
     PruneRequest,
@@ -320,6 +322,20 @@ class RedisBackend:
 
     async def set_paused(self, req: PauseRequest) -> None:
         await self._script("pause", req.queue, "1" if req.paused else "0")
+
+    # -- notification outbox ------------------------------------------------------------------
+
+    async def take_outbox(self, req: OutboxRequest) -> list[OutboxEntry]:
+        reply = await self._script("outbox_take", str(int(req.limit)), repr(float(req.lease_seconds)))
+        entries = []
+        for seq, raw in reply:
+            data = serde.loads(raw)
+            entries.append(OutboxEntry(int(seq), data["job_id"], JobState(data["state"]), float(data["at"])))
+        return sorted(entries, key=lambda e: e.seq)
+
+    async def ack_outbox(self, seqs: list[int]) -> None:
+        if seqs:
+            await self._script("outbox_ack", *(str(s) for s in seqs))
 
     # -- maintenance --------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "delay": req.delay,
         "ikey": req.idempotency_key,
         "max_depth": req.max_depth,
+        "callback_url": req.callback_url,
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

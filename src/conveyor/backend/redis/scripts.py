@@ -59,6 +59,8 @@ SCRIPTS: dict[str, RetrySafety] = {
     "stats": READ,
     "drain": READ,
     "now": READ,
+    "outbox_take": REPLY,
+    "outbox_ack": IDEMPOTENT,
     "apikey": IDEMPOTENT,  # handles its own retry flag (see the script header)
 }
 NAMES = tuple(SCRIPTS)

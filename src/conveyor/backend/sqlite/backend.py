@@ -41,6 +41,8 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    OutboxEntry,
+    OutboxRequest,
     PauseRequest,
     ProgressRequest,
     PruneRequest,
@@ -294,6 +296,7 @@ class SQLiteBackend:
                     "idempotency_key": req.idempotency_key,
                     "depends_on": serde.dumps(deps),
                     "pending_deps": len(unfinished),
+                    "callback_url": req.callback_url,
                 },
             )
         except sqlite3.IntegrityError:
@@ -598,6 +601,28 @@ class SQLiteBackend:
 
         await self._run(run)
 
+    # -- notification outbox ------------------------------------------------------------------
+
+    async def take_outbox(self, req: OutboxRequest) -> list[OutboxEntry]:
+        def run(conn: sqlite3.Connection) -> list[OutboxEntry]:
+            with self._tx(conn):
+                params = {"now": self._clock(), "lease_seconds": req.lease_seconds, "limit": req.limit}
+                rows = conn.execute(SQL["take_outbox"], params).fetchall()
+            entries = [OutboxEntry(r["seq"], r["job_id"], JobState(r["state"]), r["at"]) for r in rows]
+            return sorted(entries, key=lambda e: e.seq)
+
+        return await self._run(run)
+
+    async def ack_outbox(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            with self._tx(conn):
+                conn.execute(SQL["ack_outbox"], {"seqs": serde.dumps(list(seqs))})
+
+        await self._run(run)
+
     # -- maintenance --------------------------------------------------------------------------
 
     async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
@@ -640,6 +665,7 @@ class SQLiteBackend:
             with self._tx(conn):
                 now = self._clock()
                 for row in conn.execute(SQL["prunable"], {"cutoff": now - req.older_than}).fetchall():
+                    conn.execute(SQL["delete_job_outbox"], {"id": row["id"]})
                     for query in ("delete_job_events", "delete_job_effects", "delete_job_deps", "delete_job"):
                         conn.execute(SQL[query], {"id": row["id"]})
                     deleted += 1
@@ -749,6 +775,16 @@ UNAVAILABLE_CODES = (
 
 
 def _split_statements(sql: str) -> list[str]:
-    """Split a migration file into statements (our migrations have no ';' inside literals)."""
+    """Split a migration file into statements; a trigger's ``BEGIN ... END;`` body stays whole
+    (SQLite's own ``complete_statement`` decides where a statement ends)."""
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements: list[str] = []
+    current = ""
+    for line in lines:
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements

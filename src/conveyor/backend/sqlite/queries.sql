@@ -28,10 +28,10 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps)
+                  depends_on, pending_deps, callback_url)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps)
+        :depends_on, :pending_deps, :callback_url)
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
@@ -171,6 +171,9 @@ DELETE FROM job_effects WHERE job_id = :id
 -- name: delete_job_deps
 DELETE FROM job_deps WHERE job_id = :id OR depends_on = :id
 
+-- name: delete_job_outbox
+DELETE FROM outbox WHERE job_id = :id
+
 -- name: delete_expired_keys
 DELETE FROM idempotency_keys WHERE expires_at < :now
 
@@ -240,3 +243,12 @@ SELECT * FROM api_keys ORDER BY created_at, key_id
 
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = :now WHERE key_id = :key_id AND revoked_at IS NULL
+
+-- name: take_outbox
+-- Lease up to `limit` free entries, oldest first (the trigger of migration 0002 writes them).
+UPDATE outbox SET leased_until = :now + :lease_seconds
+WHERE seq IN (SELECT seq FROM outbox WHERE leased_until <= :now ORDER BY seq LIMIT :limit)
+RETURNING seq, job_id, state, at
+
+-- name: ack_outbox
+DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(:seqs))

@@ -110,6 +110,10 @@ local function apply(p)
     h[#h + 1] = 'idempotency_key'
     h[#h + 1] = r.ikey
   end
+  if r.callback_url then
+    h[#h + 1] = 'callback_url'
+    h[#h + 1] = r.callback_url
+  end
   if p.state == 'canceled' then
     j.finished_at = fmt(NOW)
     h[#h + 1] = 'finished_at'
@@ -122,6 +126,9 @@ local function apply(p)
   redis.call('SADD', B .. ':queues', r.queue)
   count(j, p.state, 1)
   index_add(j, p.state)
+  if p.state == 'canceled' then
+    outbox(r.id, 'canceled')  -- created terminal: announced like a transition (lib.lua)
+  end
   for _, dep in ipairs(p.unfinished) do
     redis.call('SADD', B .. ':dependents:' .. dep, r.id)
   end

@@ -107,8 +107,23 @@ local function index_add(j, state)
   end
 end
 
+local TERMINAL = {succeeded = true, failed = true, canceled = true}
+
+-- Record "job `id` reached terminal state `state`" in the notification outbox, in the same
+-- script as the change (docs/decisions/0002-webhooks.md): B:outbox:e holds the entry, B:outbox
+-- orders the entries by when they may be taken (now; later, the end of a consumer's lease),
+-- B:ox:<id> lists the job's unacked entries so pruning the job removes them.
+local function outbox(id, state)
+  local seq = redis.call('INCR', B .. ':oseq')
+  local entry = '{"job_id":' .. cjson.encode(id) .. ',"state":"' .. state .. '","at":' .. fmt(NOW) .. '}'
+  redis.call('HSET', B .. ':outbox:e', seq, entry)
+  redis.call('ZADD', B .. ':outbox', NOW, seq)
+  redis.call('SADD', B .. ':ox:' .. id, seq)
+end
+
 -- Move a job to state `new`, setting `sets` (string values; NULL deletes the field), keeping
--- every index and counter in step. The only place a job's state changes.
+-- every index and counter in step, and recording a terminal change in the outbox. The only
+-- place a job's state changes.
 local function transition(j, new, sets)
   local old = j.state
   index_remove(j, old)
@@ -133,6 +148,9 @@ local function transition(j, new, sets)
   index_add(j, new)
   if new == 'queued' then
     wake(j.queue)
+  end
+  if TERMINAL[new] and old ~= new then
+    outbox(j.id, new)
   end
 end
 

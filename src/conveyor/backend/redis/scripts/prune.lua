@@ -1,5 +1,5 @@
 -- prune: ARGV[3] older_than seconds. Deletes terminal jobs finished before now - older_than
--- (with their events, effects and dependents) and expired idempotency keys. Returns jobs deleted.
+-- (with their events, effects, dependents and outbox entries) and expired idempotency keys. Returns jobs deleted.
 local cutoff = NOW - tonumber(ARGV[3])
 local budget = 5000
 local deleted = 0
@@ -13,7 +13,11 @@ for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
     if j then
       count(j, j.state, -1)
       index_remove(j, j.state)
-      redis.call('DEL', jkey(id), B .. ':ev:' .. id, B .. ':fx:' .. id, B .. ':dependents:' .. id)
+      for _, seq in ipairs(redis.call('SMEMBERS', B .. ':ox:' .. id)) do
+        redis.call('HDEL', B .. ':outbox:e', seq)
+        redis.call('ZREM', B .. ':outbox', seq)
+      end
+      redis.call('DEL', jkey(id), B .. ':ev:' .. id, B .. ':fx:' .. id, B .. ':dependents:' .. id, B .. ':ox:' .. id)
       redis.call('ZREM', B .. ':ids', id)
       deleted = deleted + 1
     else
