@@ -18,6 +18,7 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
 )
+from conveyor.reaper import reap_expired
 from conveyor.types import JobState
 from tests.conformance.conftest import claim_one, enqueue, fetch
 
@@ -74,7 +75,7 @@ async def test_an_expired_last_attempt_and_a_cascade_are_recorded(backend: Backe
     lost = await enqueue(backend, queue="l", max_attempts=1)
     await claim_one(backend, "l", lease=10)
     backend.clock_offset = 20
-    assert await backend.reap_expired() == [lost.id]
+    assert await reap_expired(backend) == [lost.id]
     await backend.cancel(CancelRequest(parent.id))
     late = await enqueue(backend, depends_on=(parent.id,))  # created canceled: its dependency is
     assert late.state is JobState.CANCELED

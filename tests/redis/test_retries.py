@@ -107,10 +107,15 @@ async def counts(b: RedisBackend) -> dict[str, int]:
 def test_every_script_declares_its_retry_safety() -> None:
     state_changing = {
         "enqueue", "claim", "complete", "complete_many", "fail", "release", "progress", "artifact",
-        "cancel", "redrive", "expire", "promote", "prune", "effect",
+        "cancel", "redrive", "expire", "promote", "prune", "effect", "outbox_take",
     }  # fmt: skip
     assert {n for n, s in SCRIPTS.items() if s is RetrySafety.REPLY} == state_changing
-    assert {n for n, s in SCRIPTS.items() if s is RetrySafety.IDEMPOTENT} == {"heartbeat", "pause", "apikey"}
+    assert {n for n, s in SCRIPTS.items() if s is RetrySafety.IDEMPOTENT} == {
+        "heartbeat",
+        "pause",
+        "apikey",
+        "outbox_ack",
+    }
     for name in SCRIPTS:
         assert ("return replied(main)" in script_source(name)) == (SCRIPTS[name] is RetrySafety.REPLY)
 
