@@ -1,22 +1,23 @@
 """conveyor submit --server: the same submit and --wait over HTTP, against a real ``conveyor serve``.
 
-One job service with one worker node (``conveyor serve --workers 1``) on a SQLite store
+One job service with one worker node (``conveyor serve --workers 1``) per engine's store
 serves the module; the CLI talks to it only through ``conveyor.client``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli.conftest import EXAMPLES_APP, REPO, Cli, start_group, stop_group
+from tests.cli.conftest import EXAMPLES_APP, Cli, cli_environ, start_group, stop_group
+from tests.engines import ENGINES, engine_url
 
 DEADLINE = 120.0
 pytestmark = pytest.mark.xdist_group("cli-serve")  # one job service for the whole module
@@ -28,17 +29,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
     tmp = tmp_path_factory.mktemp("remote")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(
-        CONVEYOR_URL=f"sqlite:///{tmp / 'conveyor.db'}",
-        CONVEYOR_RESULTS=str(tmp / "results"),
-        EXAMPLES_DB=str(tmp / "examples.db"),
-        PYTHONPATH=str(REPO),
-        NO_COLOR="1",
-    )
+    with engine_url(request.param, tmp) as url:
+        yield from _server(cli_environ(url, tmp), tmp)
+
+
+def _server(env: dict[str, str], tmp: Path) -> Iterator[tuple[Cli, str]]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "conveyor", "serve", "--app", EXAMPLES_APP, "--port", str(port)]

@@ -9,6 +9,7 @@ import time
 from conveyor.backend import Backend
 from conveyor.backend.protocol import (
     CancelRequest,
+    Capability,
     CompleteRequest,
     EffectRequest,
     EventsRequest,
@@ -81,7 +82,7 @@ async def test_list_jobs_exact_page(backend: Backend) -> None:
 
 
 async def test_queue_stats_counts_every_state(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     for _ in range(3):
         await enqueue(backend)
     await enqueue(backend, delay=100)
@@ -134,7 +135,7 @@ async def test_queue_stats_oldest_age_and_tenant(backend: Backend) -> None:
 
 
 async def test_events_record_the_lifecycle(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     job = await enqueue(backend, max_attempts=2)
     first = await claim_one(backend)
     await backend.progress(ProgressRequest(job.id, first.lease_token or "", 0.5, "half"))
@@ -168,7 +169,7 @@ async def test_events_record_the_lifecycle(backend: Backend) -> None:
 
 async def test_events_resume_by_seq_without_gaps(backend: Backend, open_backend: OpenBackend) -> None:
     """An observer paging with after_seq (while other instances write) sees every event once."""
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     job = await enqueue(backend)
     worker = await open_backend()
     claimed = await claim_one(worker)
@@ -198,7 +199,7 @@ async def test_events_resume_by_seq_without_gaps(backend: Backend, open_backend:
 
 
 async def test_events_seq_is_monotonic_across_jobs(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     a = await enqueue(backend)
     b = await enqueue(backend)
     claimed = await claim_one(backend)
@@ -231,7 +232,7 @@ async def test_prune_deletes_only_old_finished_jobs(backend: Backend) -> None:
     assert await backend.get(old_canceled.id) is None
     assert (await backend.get(still_queued.id)) is not None
     assert (await backend.get(recent.id)) is not None
-    if "events" in backend.capabilities:
+    if Capability.EVENTS in backend.capabilities:
         assert await backend.events(EventsRequest(old.id)) == []
     assert await backend.prune(PruneRequest(older_than=500)) == 0
     assert {j.id for j in (await backend.list_jobs(JobFilter())).jobs} == {still_queued.id, recent.id}
@@ -249,7 +250,7 @@ async def test_prune_forgets_expired_idempotency_keys(backend: Backend) -> None:
 
 
 async def test_effects_are_recorded_once(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     job = await enqueue(backend)
     assert await backend.get_effect(job.id, "email") == (False, None)
     assert await backend.record_effect(EffectRequest(job.id, "email", {"message_id": "m-1"})) is True
@@ -262,7 +263,7 @@ async def test_effects_are_recorded_once(backend: Backend) -> None:
 
 
 async def test_effects_race_has_one_winner(backend: Backend, open_backend: OpenBackend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     job = await enqueue(backend)
     instances = [backend, *await asyncio.gather(*(open_backend() for _ in range(5)))]
     wins = await asyncio.gather(*(b.record_effect(EffectRequest(job.id, "pay", i)) for i, b in enumerate(instances)))

@@ -27,6 +27,7 @@ import pytest
 from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from tests.apps.basic import make_app
+from tests.engines import ENGINES, engine_url
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC_APP = "tests.apps.basic:app"
@@ -251,15 +252,16 @@ class Cluster:
         self.app.close()
 
 
-WORKER_ENGINES = tuple(e.strip() for e in os.environ.get("CONVEYOR_WORKER_ENGINES", "sqlite").split(",") if e.strip())
-"""Engines the worker and fault tests run on: SQLite by default; set e.g. ``sqlite,postgres,redis``."""
+WORKER_ENGINES = tuple(
+    e.strip() for e in os.environ.get("CONVEYOR_WORKER_ENGINES", ",".join(ENGINES)).split(",") if e.strip()
+)
+"""Engines the worker and fault tests run on: every engine of tests.engines.ENGINES (all three by
+default); ``CONVEYOR_WORKER_ENGINES=sqlite`` narrows it by hand."""
 
 
 @contextmanager
 def engine_cluster(engine: str, tmp_path: Path) -> Iterator[Cluster]:
     """A Cluster on a fresh store of ``engine``; every node is killed and the store dropped after."""
-    from tests.engines import engine_url
-
     with engine_url(engine, tmp_path) as url:
         c = Cluster(url, tmp_path)
         try:
@@ -268,9 +270,9 @@ def engine_cluster(engine: str, tmp_path: Path) -> Iterator[Cluster]:
             c.close()
 
 
-@pytest.fixture(params=WORKER_ENGINES)
+@pytest.fixture(params=WORKER_ENGINES, ids=list(WORKER_ENGINES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Worker nodes on a fresh store (one per engine in $CONVEYOR_WORKER_ENGINES)."""
+    """Worker nodes on a fresh store, once per engine of WORKER_ENGINES (all three by default)."""
     with engine_cluster(request.param, tmp_path) as c:
         yield c
 

@@ -1,4 +1,4 @@
-"""One engine, one receiver and one worker node per test module (the tests use distinct jobs)."""
+"""One store, one receiver and one worker node per test module and engine (the tests use distinct jobs)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from conveyor.webhooks import WEBHOOK_QUEUE
 from tests.apps.webhooks_app import make_app
+from tests.engines import ENGINES, engine_url
 from tests.faults.helpers import WorkerNode, wait_until
 from tests.webhooks.receiver import Received, Receiver
 
@@ -56,10 +57,14 @@ class Hooks:
         return self.receiver.received(path, job_id)
 
 
-@pytest.fixture(scope="module")
-def hooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
+def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
     tmp: Path = tmp_path_factory.mktemp("webhooks")
-    url = f"sqlite:///{tmp / 'conveyor.db'}"
+    with engine_url(request.param, tmp) as url:
+        yield from _hooks(url, tmp)
+
+
+def _hooks(url: str, tmp: Path) -> Iterator[Hooks]:
     receiver = Receiver().start()
     app = make_app(url, receiver.url)
     node = WorkerNode(

@@ -58,10 +58,27 @@ Semantics every engine must follow:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from conveyor.types import DEFAULT_TENANT, Artifact, Job, JobEvent, JobState, QueueStats, RetryPolicy
+
+
+class Capability(enum.StrEnum):
+    """An optional feature an engine declares in ``Backend.capabilities``.
+
+    An enum, not free strings, so a misspelt capability is an AttributeError where it is
+    written (an engine's declaration, a test's ``requires``), never a silently skipped test.
+    """
+
+    EVENTS = "events"
+    PAUSE = "pause"
+    EFFECTS = "effects"
+    DEPENDENCIES = "dependencies"
+    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
+    NOTIFICATIONS = "notifications"
+
 
 HeartbeatStatus = Literal["ok", "lost", "canceled"]
 
@@ -215,8 +232,8 @@ class PauseRequest:
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
 
-    capabilities: frozenset[str]
-    """Optional features this engine has, e.g. {"transactional_enqueue"}."""
+    capabilities: frozenset[Capability]
+    """Optional features this engine has, e.g. {Capability.TRANSACTIONAL_ENQUEUE}."""
 
     clock_offset: float
     """Test hook: seconds added to the engine clock for every time comparison."""

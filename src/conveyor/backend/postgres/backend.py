@@ -26,6 +26,7 @@ from conveyor.backend.postgres.rows import Row, row_to_event, row_to_job
 from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     EffectRequest,
@@ -97,8 +98,15 @@ class PostgresBackend:
     in transaction mode), ``migrate`` (``false``: open() does not run migrations).
     """
 
-    capabilities: frozenset[str] = frozenset(
-        {"events", "pause", "effects", "dependencies", "transactional_enqueue", "notifications"}
+    capabilities: frozenset[Capability] = frozenset(
+        {
+            Capability.EVENTS,
+            Capability.PAUSE,
+            Capability.EFFECTS,
+            Capability.DEPENDENCIES,
+            Capability.TRANSACTIONAL_ENQUEUE,
+            Capability.NOTIFICATIONS,
+        }
     )
 
     def __init__(self, url: str) -> None:

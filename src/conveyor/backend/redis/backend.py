@@ -22,6 +22,7 @@ from conveyor import serde
 from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     EffectRequest,
@@ -73,7 +74,9 @@ def _is_transient(exc: rexc.ResponseError) -> bool:
 class RedisBackend:
     """Redis engine for ``redis://host:port/db?prefix=NAME`` (prefix defaults to ``conveyor``)."""
 
-    capabilities: frozenset[str] = frozenset({"events", "pause", "effects", "dependencies"})
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.EVENTS, Capability.PAUSE, Capability.EFFECTS, Capability.DEPENDENCIES}
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url

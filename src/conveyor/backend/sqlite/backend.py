@@ -23,6 +23,7 @@ from conveyor import serde
 from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     EffectRequest,
@@ -86,7 +87,9 @@ class SQLiteBackend:
     (never an application crash) for faster commits; see docs/operations.md.
     """
 
-    capabilities: frozenset[str] = frozenset({"events", "pause", "effects", "dependencies"})
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.EVENTS, Capability.PAUSE, Capability.EFFECTS, Capability.DEPENDENCIES}
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url
