@@ -149,7 +149,8 @@ class RedisBackend:
     async def close(self) -> None:
         for client in (self._client, self._blocking):
             if client is not None:
-                await client.aclose()
+                # the pool is ours (built in _connect): a client given a pool does not close it
+                await client.aclose(close_connection_pool=True)
         self._client = self._blocking = None
 
     async def migrate(self) -> list[str]:
