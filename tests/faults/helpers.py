@@ -316,3 +316,64 @@ def freeze(node: WorkerNode, url: str) -> None:
         node.signal(signal.SIGCONT)
         time.sleep(0.02)
     pytest.fail("could not freeze the node outside a write transaction")
+
+
+def engine_sockets(pid: int) -> set[int]:
+    """Local TCP ports of the sockets process ``pid`` holds (its engine connections, among others).
+
+    Read from /proc while the process still exists (e.g. frozen), so that after killing it the
+    test can wait for the engine to drop exactly those sessions (wait_engine_forgot).
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def engine_sessions(url: str, ports: set[int]) -> set[int]:
+    """Which of the client ``ports`` the engine behind ``url`` still has a session for.
+
+    A server engine executes what a client sent, in order, before it notices the client is
+    gone; once a killed client's sessions are gone, nothing it sent can still change a job.
+    SQLite has no sessions: a frozen node outside a write transaction (see freeze) has nothing
+    in flight.
+    """
+    if not ports or url.startswith("sqlite:"):
+        return set()
+    if url.startswith("postgres"):
+        import psycopg
+
+        from tests.engines import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT client_port FROM pg_stat_activity WHERE client_port = ANY(%s)", (sorted(ports),)
+            ).fetchall()
+        return {int(row[0]) for row in rows}
+    if url.startswith("redis"):
+        import redis
+
+        from tests.engines import REDIS_URL
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            clients = client.client_list()
+        finally:
+            client.close()
+        return {port for c in clients if (port := int(str(c["addr"]).rsplit(":", 1)[1])) in ports}
+    raise ValueError(f"unknown engine URL {url!r}")
+
+
+def wait_engine_forgot(url: str, ports: set[int]) -> None:
+    """Wait until the engine has closed every session of a killed process (see engine_sessions)."""
+    wait_until(lambda: not engine_sessions(url, ports), message=f"the engine to drop the sessions of ports {ports}")
