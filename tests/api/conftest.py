@@ -58,7 +58,7 @@ class Stack:
 @pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
-    with engine_url(request.param, tmp) as url:
+    with engine_url(request.param, tmp, private=True) as url:
         yield from _stack(Env(url, tmp))
 
 

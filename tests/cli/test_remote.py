@@ -32,7 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
     tmp = tmp_path_factory.mktemp("remote")
-    with engine_url(request.param, tmp) as url:
+    with engine_url(request.param, tmp, private=True) as url:
         yield from _server(cli_environ(url, tmp), tmp)
 
 

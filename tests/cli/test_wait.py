@@ -33,7 +33,7 @@ def wait_until(condition: Callable[[], bool], what: str, deadline: float = DEADL
 @pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
 def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     tmp = tmp_path_factory.mktemp("wait")
-    with engine_url(request.param, tmp) as url:
+    with engine_url(request.param, tmp, private=True) as url:
         yield from _cli_with_worker(Cli(cli_environ(url, tmp), url, tmp), tmp)
 
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    with engine_url("postgres", tmp_path) as u:
+    with engine_url("postgres", tmp_path, private=True) as u:
         yield u
 
 

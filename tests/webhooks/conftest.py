@@ -60,7 +60,7 @@ class Hooks:
 @pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
 def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
     tmp: Path = tmp_path_factory.mktemp("webhooks")
-    with engine_url(request.param, tmp) as url:
+    with engine_url(request.param, tmp, private=True) as url:
         yield from _hooks(url, tmp)
 
 
