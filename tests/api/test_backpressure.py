@@ -70,10 +70,12 @@ def test_engine_unavailable_is_503_and_nothing_is_stored(sqlite_env: Env) -> Non
             assert refused.headers["content-type"] == "application/problem+json"
             assert int(refused.headers["Retry-After"]) >= 1
         finally:
-            assert locker.stdin is not None
+            assert locker.stdin is not None and locker.stdout is not None
             locker.stdin.write("\n")
             locker.stdin.flush()
             locker.wait(timeout=30)
+            locker.stdin.close()  # our ends of its pipes (else a ResourceWarning at GC)
+            locker.stdout.close()
         retried = http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "during-outage"})
         assert retried.status_code == 202
     conn = sqlite3.connect(db)

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from conveyor.backend.postgres.backend import PostgresBackend
-from conveyor.backend.sqlfile import load_queries
 from conveyor.backend.protocol import ClaimRequest, CompleteRequest, EnqueueRequest
+from conveyor.backend.sqlfile import load_queries
 from tests.engines import engine_url
 
 HISTORY = 50_000
