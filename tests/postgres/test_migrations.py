@@ -36,7 +36,7 @@ def applied_rows(url: str) -> list[str]:
 
 
 def test_concurrent_cli_migrations_apply_each_migration_once(url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("CONVEYOR_APP", None)
     command = [sys.executable, "-m", "conveyor", "db", "migrate", "--url", url]
     procs = [
