@@ -1,4 +1,9 @@
-"""Fixtures: a fresh SQLite engine per test and the real server/worker processes on it."""
+"""Fixtures: a fresh store per test (or per module, for ``stack``) on every engine, and the real
+server/worker processes on it.
+
+``env`` and ``stack`` are parametrised over tests.engines.ENGINES (ids ``sqlite``, ``postgres``,
+``redis``); ``sqlite_env`` is for the few tests that exercise a SQLite-only behaviour and say why.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,28 @@ from pathlib import Path
 import pytest
 
 from tests.api.procs import Env, Server
+from tests.engines import ENGINES, engine_url
+
+
+@pytest.fixture(params=ENGINES, ids=list(ENGINES))
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    with engine_url(request.param, tmp_path) as url:
+        environment = Env(url, tmp_path)
+        try:
+            yield environment
+        finally:
+            environment.stop_all()
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    environment = Env(f"sqlite:///{tmp_path / 'conveyor.db'}", tmp_path)
-    try:
-        yield environment
-    finally:
-        environment.stop_all()
+def sqlite_env(tmp_path: Path) -> Iterator[Env]:
+    """A SQLite store, for a test of SQLite-only behaviour (its docstring says which)."""
+    with engine_url("sqlite", tmp_path) as url:
+        environment = Env(url, tmp_path)
+        try:
+            yield environment
+        finally:
+            environment.stop_all()
 
 
 @dataclass
@@ -37,10 +55,14 @@ class Stack:
     keys: Keys
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
-    environment = Env(f"sqlite:///{tmp / 'conveyor.db'}", tmp)
+    with engine_url(request.param, tmp, private=True) as url:
+        yield from _stack(Env(url, tmp))
+
+
+def _stack(environment: Env) -> Iterator[Stack]:
     try:
         keys = Keys(
             admin=environment.create_key("admin", tenant="ops"),

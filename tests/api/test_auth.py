@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.conftest import Stack
 from tests.api.procs import wait_until
+
+# one worker runs the module: its job service (module-scoped ``stack``) starts once per engine
+pytestmark = pytest.mark.xdist_group("api-auth")
 
 
 def test_no_key_is_401_with_a_bearer_challenge(stack: Stack) -> None:

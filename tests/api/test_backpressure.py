@@ -50,7 +50,10 @@ LOCKER = textwrap.dedent(
 )
 
 
-def test_engine_unavailable_is_503_and_nothing_is_stored(env: Env) -> None:
+def test_engine_unavailable_is_503_and_nothing_is_stored(sqlite_env: Env) -> None:
+    """SQLite only: another process holding SQLite's write lock is the one outage a test can
+    cause without stopping a shared server (PostgreSQL/Redis outages: tests/faults)."""
+    env = sqlite_env
     db = env.tmp / "conveyor.db"
     server = env.serve("--no-auth", url=f"sqlite:///{db}?busy_timeout=300")
     with server.http() as http:
@@ -67,10 +70,12 @@ def test_engine_unavailable_is_503_and_nothing_is_stored(env: Env) -> None:
             assert refused.headers["content-type"] == "application/problem+json"
             assert int(refused.headers["Retry-After"]) >= 1
         finally:
-            assert locker.stdin is not None
+            assert locker.stdin is not None and locker.stdout is not None
             locker.stdin.write("\n")
             locker.stdin.flush()
             locker.wait(timeout=30)
+            locker.stdin.close()  # our ends of its pipes (else a ResourceWarning at GC)
+            locker.stdout.close()
         retried = http.post("/v1/jobs", json=body, headers={"Idempotency-Key": "during-outage"})
         assert retried.status_code == 202
     conn = sqlite3.connect(db)
@@ -80,8 +85,12 @@ def test_engine_unavailable_is_503_and_nothing_is_stored(env: Env) -> None:
         conn.close()
 
 
-def test_unreachable_engine_is_503_on_submit_and_readyz(env: Env) -> None:
-    """A PostgreSQL URL nobody listens on: the engine is down for real."""
+def test_unreachable_engine_is_503_on_submit_and_readyz(sqlite_env: Env) -> None:
+    """A PostgreSQL URL nobody listens on: the engine is down for real.
+
+    The test's own engine is not used (the server gets the dead URL), so it runs once.
+    """
+    env = sqlite_env
     from tests.api.procs import free_port
 
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/conveyor?connect_timeout=1"

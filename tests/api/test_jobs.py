@@ -14,6 +14,9 @@ from conveyor.client import AsyncConveyorClient, ClientError, ConveyorClient, Jo
 from tests.api.conftest import Stack
 from tests.api.procs import wait_until
 
+# one worker runs the module: its job service (module-scoped ``stack``) starts once per engine
+pytestmark = pytest.mark.xdist_group("api-jobs")
+
 
 def sse_events(http: httpx.Client, job_id: str, last_event_id: str | None = None) -> list[tuple[int, str, dict]]:
     """Read a job's event stream until the server ends it; (id, event, data) per event."""

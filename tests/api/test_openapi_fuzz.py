@@ -7,12 +7,16 @@ document: a declared status code, content type, headers and body schema.
 from __future__ import annotations
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
 from tests.api.conftest import Stack
+
+# one worker runs the module: its job service (module-scoped ``stack``) starts once per engine
+pytestmark = pytest.mark.xdist_group("api-openapi_fuzz")
 
 CHECKS = [
     checks.not_a_server_error,

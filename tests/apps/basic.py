@@ -66,9 +66,15 @@ def make_app(url: str | None = None, results: str | None = None) -> Conveyor:
         return "done"
 
     @app.task(name="basic.whoami", retry=FAST_RETRY)
-    def whoami(seconds: float, ctx: JobContext) -> dict[str, Any]:
-        """Sleeps, then reports which node and process ran it."""
+    def whoami(seconds: float, ctx: JobContext, done: str | None = None) -> dict[str, Any]:
+        """Sleeps, then reports which node and process ran it; appends that node's id to ``done``.
+
+        ``done`` tells a test that an executor has finished the job, even one whose supervisor
+        is frozen and so cannot report it yet.
+        """
         time.sleep(seconds)
+        if done:
+            _append(done, str(ctx.job.worker_id))
         return {"worker": ctx.job.worker_id, "pid": os.getpid(), "attempt": ctx.attempt}
 
     @app.task(name="basic.wait_for_file", retry=FAST_RETRY)

@@ -1,4 +1,4 @@
-"""Run the real ``conveyor`` command as a subprocess against a fresh SQLite store per test.
+"""Run the real ``conveyor`` command as a subprocess against a fresh store per test, on every engine.
 
 Setup that the CLI cannot do itself (put a job in ``failed``, give it an artifact) goes
 through the same engine in-process with the backend protocol: real transitions, no mocks.
@@ -24,12 +24,11 @@ import pytest
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import ClaimRequest, EnqueueRequest, FailRequest
 from conveyor.types import Job, JobState
+from tests.engines import ENGINES, engine_url
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_APP = "examples.app:app"
 SERVER_START_DEADLINE = 120.0
-CHILD_PYTHONPATH = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-"""The repo (for ``examples``) before the inherited path, so a worktree's ``src`` stays first."""
 
 
 @dataclass
@@ -76,21 +75,29 @@ class Cli:
         return result.stdout.strip().splitlines()[0]
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Iterator[Cli]:
-    url = f"sqlite:///{tmp_path / 'conveyor.db'}"
+def cli_environ(url: str, tmp: Path) -> dict[str, str]:
+    """The environment of every ``conveyor`` process of one test: its store, results and examples DB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     env.update(
         CONVEYOR_URL=url,
-        CONVEYOR_RESULTS=str(tmp_path / "results"),
-        EXAMPLES_DB=str(tmp_path / "examples.db"),
-        PYTHONPATH=CHILD_PYTHONPATH,
+        CONVEYOR_RESULTS=str(tmp / "results"),
+        EXAMPLES_DB=str(tmp / "examples.db"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         NO_COLOR="1",
     )
-    runner = Cli(env, url, tmp_path)
-    yield runner
-    for conveyor in runner.apps:
-        conveyor.close()
+    return env
+
+
+@pytest.fixture(params=ENGINES, ids=list(ENGINES))
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    """The CLI on a fresh store, once per engine of tests.engines.ENGINES."""
+    with engine_url(request.param, tmp_path) as url:
+        runner = Cli(cli_environ(url, tmp_path), url, tmp_path)
+        try:
+            yield runner
+        finally:
+            for conveyor in runner.apps:
+                conveyor.close()
 
 
 def _free_port() -> int:
@@ -99,18 +106,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
-    """``conveyor serve --workers 1 --no-auth`` on a SQLite store, one per test module that uses it."""
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cli, str]]:
+    """``conveyor serve --workers 1 --no-auth`` on a private store, one per test module and engine."""
     tmp = tmp_path_factory.mktemp("remote")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(
-        CONVEYOR_URL=f"sqlite:///{tmp / 'conveyor.db'}",
-        CONVEYOR_RESULTS=str(tmp / "results"),
-        EXAMPLES_DB=str(tmp / "examples.db"),
-        PYTHONPATH=CHILD_PYTHONPATH,
-        NO_COLOR="1",
-    )
+    with engine_url(request.param, tmp, private=True) as url:
+        yield from _server(cli_environ(url, tmp), tmp)
+
+
+def _server(env: dict[str, str], tmp: Path) -> Iterator[tuple[Cli, str]]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "conveyor", "serve", "--app", EXAMPLES_APP, "--port", str(port)]

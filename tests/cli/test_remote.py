@@ -1,6 +1,6 @@
 """conveyor submit --server: the same submit and --wait over HTTP, against a real ``conveyor serve``.
 
-One job service with one worker node (``conveyor serve --workers 1``) on a SQLite store
+One job service with one worker node (``conveyor serve --workers 1``) per engine's store
 serves the module; the CLI talks to it only through ``conveyor.client``.
 """
 
@@ -13,6 +13,7 @@ import pytest
 
 from tests.cli.conftest import Cli
 
+DEADLINE = 120.0
 pytestmark = pytest.mark.xdist_group("cli-serve")  # one job service for the whole module
 
 

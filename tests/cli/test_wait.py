@@ -1,13 +1,12 @@
 """conveyor submit --wait with a real worker node: progress to the end, outcome as exit code.
 
-One worker process (``conveyor worker``) serves every test of this module on one SQLite
-store; each test follows its own job.
+One worker process (``conveyor worker``) serves every test of this module on one store per
+engine; each test follows its own job.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from conveyor.types import JobState
-from tests.cli.conftest import CHILD_PYTHONPATH, EXAMPLES_APP, Cli, start_group, stop_group
+from tests.cli.conftest import EXAMPLES_APP, Cli, cli_environ, start_group, stop_group
+from tests.engines import ENGINES, engine_url
 
 DEADLINE = 120.0
 pytestmark = pytest.mark.xdist_group("cli-worker")  # one worker node for the whole module
@@ -30,19 +30,15 @@ def wait_until(condition: Callable[[], bool], what: str, deadline: float = DEADL
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
+def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     tmp = tmp_path_factory.mktemp("wait")
-    url = f"sqlite:///{tmp / 'conveyor.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
-    env.update(
-        CONVEYOR_URL=url,
-        CONVEYOR_RESULTS=str(tmp / "results"),
-        EXAMPLES_DB=str(tmp / "examples.db"),
-        PYTHONPATH=CHILD_PYTHONPATH,
-        NO_COLOR="1",
-    )
-    runner = Cli(env, url, tmp)
+    with engine_url(request.param, tmp, private=True) as url:
+        yield from _cli_with_worker(Cli(cli_environ(url, tmp), url, tmp), tmp)
+
+
+def _cli_with_worker(runner: Cli, tmp: Path) -> Iterator[Cli]:
+    env = runner.env
     command = [sys.executable, "-m", "conveyor", "worker", "--app", EXAMPLES_APP, "--queues", "default,reports,imports"]
     worker = start_group([*command, "--concurrency", "2", "--lease", "2", "--grace", "2"], env, tmp / "worker.log")
     try:

@@ -16,17 +16,23 @@ from typing import Any
 import pytest
 
 from conveyor.backend import Backend, create_backend
-from conveyor.backend.protocol import ClaimRequest, EnqueueRequest
+from conveyor.backend.protocol import Capability, ClaimRequest, EnqueueRequest
 from conveyor.types import Job
 from tests.engines import ENGINES, engine_url
 
 OpenBackend = Callable[[], Awaitable[Backend]]
 
 
-def requires(backend: Backend, capability: str) -> None:
-    """Skip (by name) a test of an optional feature the engine does not declare."""
+def requires(backend: Backend, capability: Capability) -> None:
+    """Skip a test of an optional feature the engine does not declare (a failure in CI).
+
+    ``capability`` is the enum, so a misspelt name is an AttributeError at the call site,
+    never a test that skips everywhere.
+    """
+    if not isinstance(capability, Capability):
+        raise TypeError(f"requires() takes a Capability, got {capability!r}")
     if capability not in backend.capabilities:
-        pytest.skip(f"engine does not declare capability {capability!r}")
+        pytest.skip(f"engine does not declare capability {capability.value!r}")
 
 
 @pytest.fixture(params=ENGINES, ids=list(ENGINES))

@@ -7,6 +7,7 @@ import pytest
 from conveyor.backend import Backend
 from conveyor.backend.protocol import (
     CancelRequest,
+    Capability,
     CompleteRequest,
     EventsRequest,
     FailRequest,
@@ -104,7 +105,7 @@ async def finish(backend: Backend, queue: str = "default") -> Job:
 
 
 async def test_dependent_waits_for_every_dependency(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     a = await enqueue(backend, queue="deps")
     b = await enqueue(backend, queue="deps")
     child = await enqueue(backend, queue="work", depends_on=(a.id, b.id))
@@ -121,7 +122,7 @@ async def test_dependent_waits_for_every_dependency(backend: Backend) -> None:
 
 
 async def test_dependency_already_succeeded_or_canceled_at_submit(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     done = await enqueue(backend, queue="deps")
     await finish(backend, "deps")
     gone = await enqueue(backend, queue="deps")
@@ -132,7 +133,7 @@ async def test_dependency_already_succeeded_or_canceled_at_submit(backend: Backe
 
 
 async def test_released_dependent_honours_its_delay(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await enqueue(backend, queue="deps")
     child = await enqueue(backend, depends_on=(parent.id,), delay=100)
     assert child.state is JobState.WAITING
@@ -143,7 +144,7 @@ async def test_released_dependent_honours_its_delay(backend: Backend) -> None:
 
 
 async def test_failed_dependency_keeps_dependent_waiting_until_redriven(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await dead_letter(backend, queue="deps")
     child = await enqueue(backend, depends_on=(parent.id,))
     assert child.state is JobState.WAITING
@@ -154,7 +155,7 @@ async def test_failed_dependency_keeps_dependent_waiting_until_redriven(backend:
 
 
 async def test_cancel_cascades_to_waiting_dependents(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     root = await enqueue(backend, queue="deps")
     other = await enqueue(backend, queue="deps")
     child = await enqueue(backend, depends_on=(root.id, other.id))
@@ -171,7 +172,7 @@ async def test_cancel_cascades_to_waiting_dependents(backend: Backend) -> None:
 
 
 async def test_canceling_a_dependent_leaves_its_dependency(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await enqueue(backend, queue="deps")
     child = await enqueue(backend, depends_on=(parent.id,))
     await backend.cancel(CancelRequest(child.id))
@@ -181,7 +182,7 @@ async def test_canceling_a_dependent_leaves_its_dependency(backend: Backend) -> 
 
 
 async def test_duplicate_dependencies_count_once(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await enqueue(backend, queue="deps")
     child = await enqueue(backend, depends_on=(parent.id, parent.id))
     assert child.state is JobState.WAITING
@@ -205,7 +206,7 @@ async def test_redrive_moves_dead_letters_back_with_attempts_reset(backend: Back
 
 
 async def test_redrive_keeps_the_error_in_history(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     job = await dead_letter(backend)
     await backend.redrive(RedriveRequest(job_ids=(job.id,)))
     history = await backend.events(EventsRequest(job.id))

@@ -8,7 +8,7 @@ completed one records its result and event and releases its dependents exactly a
 from __future__ import annotations
 
 from conveyor.backend import Backend
-from conveyor.backend.protocol import CancelRequest, CompleteRequest, EventsRequest
+from conveyor.backend.protocol import CancelRequest, Capability, CompleteRequest, EventsRequest
 from conveyor.reaper import reap_expired
 from conveyor.types import JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch, requires, state_of
@@ -88,7 +88,7 @@ async def test_a_repeated_ack_in_one_batch_counts_once(backend: Backend) -> None
 
 
 async def test_dependents_are_released(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     a = await enqueue(backend, queue="p")
     b = await enqueue(backend, queue="p")
     both = await enqueue(backend, queue="c", depends_on=(a.id, b.id))
@@ -105,7 +105,7 @@ async def test_dependents_are_released(backend: Backend) -> None:
 
 
 async def test_refused_ack_releases_no_dependent(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await enqueue(backend, queue="p")
     child = await enqueue(backend, queue="c", depends_on=(parent.id,))
     await claim_one(backend, queue="p")
@@ -114,7 +114,7 @@ async def test_refused_ack_releases_no_dependent(backend: Backend) -> None:
 
 
 async def test_events_are_written_for_completed_jobs_only(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     await enqueue(backend)
     await enqueue(backend)
     done, refused = await claim(backend, limit=2)

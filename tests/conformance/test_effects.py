@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from conveyor.backend import Backend
-from conveyor.backend.protocol import CompleteRequest, EffectOutcome, EffectRequest
+from conveyor.backend.protocol import Capability, CompleteRequest, EffectOutcome, EffectRequest
 from conveyor.reaper import reap_expired
 from conveyor.types import Job
 from tests.conformance.conftest import OpenBackend, claim_one, enqueue, requires
@@ -28,7 +28,7 @@ async def take_over(backend: Backend, stale: Job) -> Job:
 
 
 async def test_the_lease_holder_records_an_effect_once(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     await enqueue(backend)
     job = await claim_one(backend)
     assert await backend.get_effect(job.id, "email") == (False, None)
@@ -42,7 +42,7 @@ async def test_the_lease_holder_records_an_effect_once(backend: Backend) -> None
 
 
 async def test_a_stale_token_is_refused_and_stores_nothing(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     await enqueue(backend)
     stale = await claim_one(backend, lease=1.0)
     await take_over(backend, stale)
@@ -51,7 +51,7 @@ async def test_a_stale_token_is_refused_and_stores_nothing(backend: Backend) -> 
 
 
 async def test_the_new_owner_after_a_reap_records_and_the_stale_one_cannot_overwrite(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     await enqueue(backend)
     stale = await claim_one(backend, lease=1.0)
     owner = await take_over(backend, stale)
@@ -61,7 +61,7 @@ async def test_the_new_owner_after_a_reap_records_and_the_stale_one_cannot_overw
 
 
 async def test_an_effect_recorded_by_an_earlier_attempt_is_kept(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     await enqueue(backend)
     first = await claim_one(backend, lease=1.0)
     assert await record(backend, first, "charge", {"attempt": 1}) is RECORDED
@@ -71,7 +71,7 @@ async def test_an_effect_recorded_by_an_earlier_attempt_is_kept(backend: Backend
 
 
 async def test_an_unknown_or_not_running_job_is_refused(backend: Backend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     assert await backend.record_effect(EffectRequest("no-such-job", "no-token", "charge", 1)) is LOST
     assert await backend.get_effect("no-such-job", "charge") == (False, None)
     queued = await enqueue(backend)
@@ -83,7 +83,7 @@ async def test_an_unknown_or_not_running_job_is_refused(backend: Backend) -> Non
 
 
 async def test_concurrent_records_of_one_key_have_one_winner(backend: Backend, open_backend: OpenBackend) -> None:
-    requires(backend, "effects")
+    requires(backend, Capability.EFFECTS)
     await enqueue(backend)
     job = await claim_one(backend)
     instances = [backend, *await asyncio.gather(*(open_backend() for _ in range(5)))]

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from conveyor.backend import Backend
-from conveyor.backend.protocol import EnqueueRequest, JobFilter
+from conveyor.backend.protocol import Capability, EnqueueRequest, JobFilter
 from conveyor.errors import DependencyError, DuplicateJobId, IdempotencyConflict, QueueFull
 from conveyor.types import JobState, RetryPolicy
 from tests.conformance.conftest import OpenBackend, claim, claim_one, enqueue, fetch, req, requires
@@ -89,7 +89,7 @@ async def test_ping_now_and_clock_offset(backend: Backend) -> None:
 async def test_is_a_backend_with_declared_capabilities(backend: Backend) -> None:
     assert isinstance(backend, Backend)
     assert isinstance(backend.capabilities, frozenset)
-    assert all(isinstance(c, str) for c in backend.capabilities)
+    assert all(isinstance(c, Capability) for c in backend.capabilities)
 
 
 async def test_jobs_survive_closing_and_reopening(backend_url: str, open_backend: OpenBackend) -> None:
@@ -160,7 +160,7 @@ async def test_promote_scheduled_moves_only_due_jobs(backend: Backend) -> None:
 
 
 async def test_max_depth_refuses_with_queue_full(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     parent = await enqueue(backend, queue="side")
     await enqueue(backend, queue="q", max_depth=3)  # queued
     await enqueue(backend, queue="q", delay=100, max_depth=3)  # scheduled
@@ -209,7 +209,7 @@ async def test_enqueue_many_returns_jobs_in_order(backend: Backend) -> None:
 
 
 async def test_enqueue_many_is_atomic_on_bad_dependency(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     batch = [req(args={"i": 0}), req(args={"i": 1}, idempotency_key="k1"), req(depends_on=("no-such-job",))]
     with pytest.raises(DependencyError):
         await backend.enqueue_many(batch)
@@ -226,7 +226,7 @@ async def test_enqueue_many_is_atomic_on_queue_full(backend: Backend) -> None:
 
 
 async def test_enqueue_many_may_depend_on_an_earlier_job_of_the_batch(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     first_id = "0190a5e0-0000-7000-8000-000000000001"
     results = await backend.enqueue_many([req(job_id=first_id), req(depends_on=(first_id,))])
     assert [r.job.state for r in results] == [JobState.QUEUED, JobState.WAITING]
@@ -249,7 +249,7 @@ async def test_enqueue_many_empty(backend: Backend) -> None:
 
 
 async def test_unknown_or_foreign_dependency_is_refused(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     with pytest.raises(DependencyError):
         await enqueue(backend, depends_on=("0190a5e0-0000-7000-8000-00000000ffff",))
     foreign = await enqueue(backend, tenant="globex")

@@ -9,6 +9,7 @@ import time
 from conveyor.backend import Backend
 from conveyor.backend.protocol import (
     CancelRequest,
+    Capability,
     CompleteRequest,
     EventsRequest,
     FailRequest,
@@ -80,7 +81,7 @@ async def test_list_jobs_exact_page(backend: Backend) -> None:
 
 
 async def test_queue_stats_counts_every_state(backend: Backend) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     for _ in range(3):
         await enqueue(backend)
     await enqueue(backend, delay=100)
@@ -133,7 +134,7 @@ async def test_queue_stats_oldest_age_and_tenant(backend: Backend) -> None:
 
 
 async def test_events_record_the_lifecycle(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     job = await enqueue(backend, max_attempts=2)
     first = await claim_one(backend)
     await backend.progress(ProgressRequest(job.id, first.lease_token or "", 0.5, "half"))
@@ -169,7 +170,7 @@ async def test_events_record_the_lifecycle(backend: Backend) -> None:
 
 async def test_events_resume_by_seq_without_gaps(backend: Backend, open_backend: OpenBackend) -> None:
     """An observer paging with after_seq (while other instances write) sees every event once."""
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     job = await enqueue(backend)
     worker = await open_backend()
     claimed = await claim_one(worker)
@@ -199,7 +200,7 @@ async def test_events_resume_by_seq_without_gaps(backend: Backend, open_backend:
 
 
 async def test_events_seq_is_monotonic_across_jobs(backend: Backend) -> None:
-    requires(backend, "events")
+    requires(backend, Capability.EVENTS)
     a = await enqueue(backend)
     b = await enqueue(backend)
     claimed = await claim_one(backend)
@@ -232,7 +233,7 @@ async def test_prune_deletes_only_old_finished_jobs(backend: Backend) -> None:
     assert await backend.get(old_canceled.id) is None
     assert (await backend.get(still_queued.id)) is not None
     assert (await backend.get(recent.id)) is not None
-    if "events" in backend.capabilities:
+    if Capability.EVENTS in backend.capabilities:
         assert await backend.events(EventsRequest(old.id)) == []
     assert await backend.prune(PruneRequest(older_than=500)) == 0
     assert {j.id for j in (await backend.list_jobs(JobFilter())).jobs} == {still_queued.id, recent.id}

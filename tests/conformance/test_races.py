@@ -11,6 +11,7 @@ import pytest
 from conveyor.backend import Backend
 from conveyor.backend.protocol import (
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     EnqueueRequest,
@@ -103,7 +104,7 @@ async def test_concurrent_redrives_move_each_job_once(backend: Backend, open_bac
 async def test_last_two_dependencies_finishing_together_release_the_dependent(
     backend: Backend, open_backend: OpenBackend
 ) -> None:
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     other = await open_backend()
     parents = await claimed_jobs(backend, 2 * ROUNDS, queue="parents")
     children = []
@@ -128,7 +129,7 @@ async def test_dependent_submitted_while_its_parent_finishes(
 ) -> None:
     """Submitting a child while its parent completes (or is canceled) must never leave the child
     waiting on a parent that has already finished."""
-    requires(backend, "dependencies")
+    requires(backend, Capability.DEPENDENCIES)
     submitter = await open_backend()
     parents = await claimed_jobs(backend, ROUNDS, queue="parents")
     children = []

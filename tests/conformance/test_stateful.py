@@ -31,6 +31,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from conveyor.backend import Backend, create_backend
 from conveyor.backend.protocol import (
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     EnqueueRequest,
@@ -159,7 +160,7 @@ class JobMachine(RuleBasedStateMachine):
         runs of enqueue/cancel and almost never reached a takeover (claim, reap, re-claim, stale
         write). The weights keep the worker path busy."""
         ops: list[tuple[str, int]] = [("enqueue", 3), ("advance", 1)]
-        if self.jobs and "dependencies" in self.backend.capabilities:
+        if self.jobs and Capability.DEPENDENCIES in self.backend.capabilities:
             ops.append(("enqueue_dependent", 1))
         if self.has(Q, S):
             ops.append(("claim", 4))

@@ -27,6 +27,7 @@ import pytest
 from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from tests.apps.basic import make_app
+from tests.engines import ENGINES, engine_url
 
 REPO = Path(__file__).resolve().parents[2]
 BASIC_APP = "tests.apps.basic:app"
@@ -251,15 +252,16 @@ class Cluster:
         self.app.close()
 
 
-WORKER_ENGINES = tuple(e.strip() for e in os.environ.get("CONVEYOR_WORKER_ENGINES", "sqlite").split(",") if e.strip())
-"""Engines the worker and fault tests run on: SQLite by default; set e.g. ``sqlite,postgres,redis``."""
+WORKER_ENGINES = tuple(
+    e.strip() for e in os.environ.get("CONVEYOR_WORKER_ENGINES", ",".join(ENGINES)).split(",") if e.strip()
+)
+"""Engines the worker and fault tests run on: every engine of tests.engines.ENGINES (all three by
+default); ``CONVEYOR_WORKER_ENGINES=sqlite`` narrows it by hand."""
 
 
 @contextmanager
 def engine_cluster(engine: str, tmp_path: Path) -> Iterator[Cluster]:
     """A Cluster on a fresh store of ``engine``; every node is killed and the store dropped after."""
-    from tests.engines import engine_url
-
     with engine_url(engine, tmp_path) as url:
         c = Cluster(url, tmp_path)
         try:
@@ -268,9 +270,9 @@ def engine_cluster(engine: str, tmp_path: Path) -> Iterator[Cluster]:
             c.close()
 
 
-@pytest.fixture(params=WORKER_ENGINES)
+@pytest.fixture(params=WORKER_ENGINES, ids=list(WORKER_ENGINES))
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    """Worker nodes on a fresh store (one per engine in $CONVEYOR_WORKER_ENGINES)."""
+    """Worker nodes on a fresh store, once per engine of WORKER_ENGINES (all three by default)."""
     with engine_cluster(request.param, tmp_path) as c:
         yield c
 
@@ -314,3 +316,64 @@ def freeze(node: WorkerNode, url: str) -> None:
         node.signal(signal.SIGCONT)
         time.sleep(0.02)
     pytest.fail("could not freeze the node outside a write transaction")
+
+
+def engine_sockets(pid: int) -> set[int]:
+    """Local TCP ports of the sockets process ``pid`` holds (its engine connections, among others).
+
+    Read from /proc while the process still exists (e.g. frozen), so that after killing it the
+    test can wait for the engine to drop exactly those sessions (wait_engine_forgot).
+    """
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
+            for line in list(handle)[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def engine_sessions(url: str, ports: set[int]) -> set[int]:
+    """Which of the client ``ports`` the engine behind ``url`` still has a session for.
+
+    A server engine executes what a client sent, in order, before it notices the client is
+    gone; once a killed client's sessions are gone, nothing it sent can still change a job.
+    SQLite has no sessions: a frozen node outside a write transaction (see freeze) has nothing
+    in flight.
+    """
+    if not ports or url.startswith("sqlite:"):
+        return set()
+    if url.startswith("postgres"):
+        import psycopg
+
+        from tests.engines import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT client_port FROM pg_stat_activity WHERE client_port = ANY(%s)", (sorted(ports),)
+            ).fetchall()
+        return {int(row[0]) for row in rows}
+    if url.startswith("redis"):
+        import redis
+
+        from tests.engines import REDIS_URL
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            clients = client.client_list()
+        finally:
+            client.close()
+        return {port for c in clients if (port := int(str(c["addr"]).rsplit(":", 1)[1])) in ports}
+    raise ValueError(f"unknown engine URL {url!r}")
+
+
+def wait_engine_forgot(url: str, ports: set[int]) -> None:
+    """Wait until the engine has closed every session of a killed process (see engine_sessions)."""
+    wait_until(lambda: not engine_sessions(url, ports), message=f"the engine to drop the sessions of ports {ports}")

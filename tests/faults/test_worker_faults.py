@@ -1,23 +1,32 @@
 """Worker faults with real processes and real signals: nothing accepted is ever lost.
 
-The five scenarios of the worker issue, on SQLite in a temp dir (or every engine named in
-$CONVEYOR_WORKER_ENGINES), with 1-2 s leases and 0.3 s
-heartbeats so crashed nodes are detected quickly.
+The five scenarios of the worker issue, on every engine (narrow with $CONVEYOR_WORKER_ENGINES),
+with 1-2 s leases and 0.3 s heartbeats so crashed nodes are detected quickly.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
+from conveyor.backend import Backend
 from conveyor.backend.protocol import EventsRequest
+from conveyor.reaper import reap_expired
 from conveyor.task import CallOptions
 from conveyor.types import JobState
-from tests.faults.helpers import Cluster, WorkerNode, cluster, freeze, running_on, wait_until
+from tests.faults.helpers import (
+    Cluster,
+    WorkerNode,
+    cluster,
+    engine_sockets,
+    freeze,
+    running_on,
+    wait_engine_forgot,
+    wait_until,
+)
 
 __all__ = ["cluster"]  # the fixture
 
@@ -42,10 +51,12 @@ def test_sigkill_nodes_mid_job_loses_nothing(cluster: Cluster) -> None:
             return bool(running_on(cluster, v)) or cluster.app.queue_stats()[0].pending == 0
 
         wait_until(victim_busy_or_backlog_gone, message="the victim to run jobs")
-        freeze(victim, cluster.url)  # frozen: it can no longer complete anything...
-        time.sleep(0.3)  # ...once a commit it sent just before (client-server engines) has landed
-        caught = running_on(cluster, victim)
+        freeze(victim, cluster.url)  # frozen: it can no longer send anything...
+        sessions = engine_sockets(victim.pid)
         victim.kill()
+        # ...and once the engine has dropped its sessions, nothing it sent before can still land
+        wait_engine_forgot(cluster.url, sessions)
+        caught = running_on(cluster, victim)
         if not caught:
             break  # the backlog ran out
         killed_jobs.update(caught)
@@ -62,27 +73,50 @@ def test_sigkill_nodes_mid_job_loses_nothing(cluster: Cluster) -> None:
     assert [(j, by_id[j].attempts, by_id[j].error) for j in killed_jobs if by_id[j].attempts < 2] == []
 
 
-def test_a_paused_node_is_fenced_off_after_another_takes_over(cluster: Cluster) -> None:
-    """(2) SIGSTOP a node past its lease; another node takes the job; the stale completion is refused."""
-    first = cluster.node(concurrency=1, lease=1.0, worker_id="node-first")
+def test_a_paused_node_is_fenced_off_after_another_takes_over(cluster: Cluster, tmp_path: Path) -> None:
+    """(2) SIGSTOP a node past its lease; another node takes the job; the stale completion is refused.
+
+    The first node holds a long lease with a heartbeat far in the future, and the lease is
+    ended by moving the engine clock past it (``clock_offset``, the engines' test hook) and
+    reaping: so when the frozen node resumes, no heartbeat of its own can answer "lease lost"
+    first and stop the job. The test waits until the first node's executor (not frozen) has
+    finished the job, resumes the node, and asserts the engine's refusal of its completion
+    (``job.refused``), not merely that the node stopped somehow.
+    """
+    done = tmp_path / "done"
+    first = cluster.node(concurrency=1, lease=120.0, heartbeat=100.0, worker_id="node-first")
     first.wait_for_log(r"executor\.started")
-    job = cluster.app.get_task("basic.whoami").enqueue(seconds=1.5)
+    job = cluster.app.get_task("basic.whoami").enqueue(seconds=3.0, done=str(done))
     first.wait_for_log(rf"job\.start id={job.id}")
     freeze(first, cluster.url)
     try:
+        assert cluster.app.run_sync(reap_as_if_later) == [job.id]
         second = cluster.node(concurrency=1, lease=1.0, worker_id="node-second")
         taken = cluster.wait_state(job.id, JobState.SUCCEEDED)
         assert taken.result["worker"] == second.id
-        assert taken.attempts >= 2
-        time.sleep(0.5)  # the frozen node's executor has long finished and written its result
+        assert taken.attempts == 2
+
+        def first_executor_finished() -> bool:
+            return done.exists() and first.id in done.read_text().split()
+
+        wait_until(first_executor_finished, message="the frozen node's executor to finish the job")
     finally:
         first.signal(signal.SIGCONT)
-    first.wait_for_log(rf"job\.(refused|stopped|stopping)\b.*id={job.id}|id={job.id}.*reason=lease_lost")
+    first.wait_for_log(rf"job\.refused outcome=succeeded .*id={job.id}\b")
     final = cluster.get(job.id)
     assert final.state is JobState.SUCCEEDED
     assert final.result == taken.result
     assert final.worker_id == second.id
     assert f"job.finish outcome=succeeded id={job.id}" not in first.log()
+
+
+async def reap_as_if_later(backend: Backend) -> list[str]:
+    """Reap with the engine clock moved past every lease (as if the frozen node slept that long)."""
+    backend.clock_offset = 3600.0
+    try:
+        return await reap_expired(backend)
+    finally:
+        backend.clock_offset = 0.0
 
 
 def test_poison_job_dead_letters_while_healthy_jobs_succeed(cluster: Cluster) -> None:

@@ -13,16 +13,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conveyor.backend.postgres.backend import SQL, PostgresBackend
+from conveyor.backend.postgres.backend import PostgresBackend
 from conveyor.backend.protocol import ClaimRequest, CompleteRequest, EnqueueRequest
+from conveyor.backend.sqlfile import load_queries
 from tests.engines import engine_url
 
 HISTORY = 50_000
+SQL = load_queries("conveyor.backend.postgres")  # a private database: the default schema
 
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    with engine_url("postgres", tmp_path) as u:
+    with engine_url("postgres", tmp_path, private=True) as u:
         yield u
 
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    with engine_url("postgres", tmp_path) as u:
+    with engine_url("postgres", tmp_path, private=True) as u:
         yield u
 
 
@@ -113,7 +113,7 @@ async def test_django_atomic(backend: PostgresBackend, url: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "tests.postgres.django_snippet", parts.path.lstrip("/"), str(parts.port or 5432)],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
         capture_output=True,
         text=True,
         timeout=120,

@@ -26,7 +26,7 @@ NODES = 4
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    with engine_url("postgres", tmp_path) as u:
+    with engine_url("postgres", tmp_path, private=True) as u:
         yield u
 
 
@@ -36,7 +36,7 @@ def applied_rows(url: str) -> list[str]:
 
 
 def test_concurrent_cli_migrations_apply_each_migration_once(url: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("CONVEYOR_APP", None)
     command = [sys.executable, "-m", "conveyor", "db", "migrate", "--url", url]
     procs = [

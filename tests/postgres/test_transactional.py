@@ -25,7 +25,7 @@ from tests.engines import engine_url
 
 @pytest.fixture
 def url(tmp_path: Path) -> Iterator[str]:
-    with engine_url("postgres", tmp_path) as u:
+    with engine_url("postgres", tmp_path, private=True) as u:
         yield u
 
 

@@ -1,8 +1,4 @@
-"""One engine, one receiver and one worker node per test module (the tests use distinct jobs).
-
-The module runs once per engine of $CONVEYOR_WORKER_ENGINES (like the worker and fault suites):
-``CONVEYOR_WORKER_ENGINES=sqlite,postgres,redis`` runs every webhook test on all three.
-"""
+"""One store, one receiver and one worker node per test module and engine (the tests use distinct jobs)."""
 
 from __future__ import annotations
 
@@ -16,8 +12,8 @@ from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from conveyor.webhooks import WEBHOOK_QUEUE
 from tests.apps.webhooks_app import make_app
-from tests.engines import engine_url
-from tests.faults.helpers import WORKER_ENGINES, WorkerNode, wait_until
+from tests.engines import ENGINES, engine_url
+from tests.faults.helpers import WorkerNode, wait_until
 from tests.webhooks.receiver import Received, Receiver
 
 APP = "tests.apps.webhooks_app:app"
@@ -74,17 +70,21 @@ def hook_node(url: str, tmp: Path, receiver: Receiver, **env: str) -> WorkerNode
     )
 
 
-@pytest.fixture(scope="module", params=WORKER_ENGINES)
+@pytest.fixture(scope="module", params=ENGINES, ids=list(ENGINES))
 def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
     tmp: Path = tmp_path_factory.mktemp("webhooks")
-    with engine_url(request.param, tmp) as url:
-        receiver = Receiver().start()
-        app = make_app(url, receiver.url)
-        node = hook_node(url, tmp, receiver)
-        try:
-            node.start()
-            yield Hooks(app, receiver, node)
-        finally:
-            node.close()
-            app.close()
-            receiver.stop()
+    with engine_url(request.param, tmp, private=True) as url:
+        yield from _hooks(url, tmp)
+
+
+def _hooks(url: str, tmp: Path) -> Iterator[Hooks]:
+    receiver = Receiver().start()
+    app = make_app(url, receiver.url)
+    node = hook_node(url, tmp, receiver)
+    try:
+        node.start()
+        yield Hooks(app, receiver, node)
+    finally:
+        node.close()
+        app.close()
+        receiver.stop()

@@ -1,4 +1,8 @@
-"""`conveyor worker` refuses bad arguments with one clear line and a non-zero exit."""
+"""`conveyor worker` refuses bad arguments with one clear line and a non-zero exit.
+
+SQLite only, on purpose: every case is refused while parsing arguments, before the engine is
+opened, so the engine cannot change the outcome and a server engine would only add setup time.
+"""
 
 from __future__ import annotations
 

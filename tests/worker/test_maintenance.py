@@ -13,12 +13,12 @@ from conveyor.backend.protocol import ClaimRequest, CompleteRequest, EnqueueRequ
 from conveyor.types import JobState
 from conveyor.worker.config import DAY, MaintenanceConfig
 from conveyor.worker.maintenance import Maintenance, jittered
-from tests.engines import engine_url
+from tests.engines import ENGINES, engine_url
 
 
-@pytest.fixture
-async def backend(tmp_path: Path) -> AsyncIterator[Backend]:
-    with engine_url("sqlite", tmp_path) as url:
+@pytest.fixture(params=ENGINES, ids=list(ENGINES))
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    with engine_url(request.param, tmp_path) as url:
         engine = create_backend(url)
         await engine.open()
         try:

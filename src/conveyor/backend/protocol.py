@@ -101,6 +101,7 @@ Semantics every engine must follow:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -115,6 +116,22 @@ from conveyor.types import (
     QueueStats,
     RetryPolicy,
 )
+
+
+class Capability(enum.StrEnum):
+    """An optional feature an engine declares in ``Backend.capabilities``.
+
+    An enum, not free strings, so a misspelt capability is an AttributeError where it is
+    written (an engine's declaration, a test's ``requires``), never a silently skipped test.
+    """
+
+    EVENTS = "events"
+    PAUSE = "pause"
+    EFFECTS = "effects"
+    DEPENDENCIES = "dependencies"
+    TRANSACTIONAL_ENQUEUE = "transactional_enqueue"
+    NOTIFICATIONS = "notifications"
+
 
 HeartbeatStatus = Literal["ok", "lost", "canceled"]
 
@@ -367,8 +384,8 @@ class RevokeKeyRequest:
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
 
-    capabilities: frozenset[str]
-    """Optional features this engine has, e.g. {"transactional_enqueue"}."""
+    capabilities: frozenset[Capability]
+    """Optional features this engine has, e.g. {Capability.TRANSACTIONAL_ENQUEUE}."""
 
     clock_offset: float
     """Test hook: seconds added to the engine clock for every time comparison."""

@@ -28,6 +28,7 @@ from conveyor.backend.protocol import (
     ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -58,28 +59,28 @@ from conveyor.errors import BackendUnavailable, ConfigError, InvalidTransition, 
 from conveyor.types import Job, JobEvent, JobState, QueueStats
 
 T = TypeVar("T")
-SQL = load_queries("conveyor.backend.postgres")
+PACKAGE = "conveyor.backend.postgres"
 Conn = AsyncConnection[Any]
 PROMOTE_BATCH = 1000
 PRUNE_BATCH = 5000
 
 
-async def _rows(conn: Conn, name: str, params: dict[str, Any]) -> list[Row]:
-    """Run a named query that returns rows (every query used this way has RETURNING or is a SELECT)."""
+async def _rows(conn: Conn, query: str, params: dict[str, Any]) -> list[Row]:
+    """Run a query that returns rows (every query used this way has RETURNING or is a SELECT)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SQL[name], params)
+        await cur.execute(query, params)
         return await cur.fetchall()
 
 
-async def _exec(conn: Conn, name: str, params: dict[str, Any]) -> int:
-    """Run a named statement without result rows; returns the row count."""
+async def _exec(conn: Conn, query: str, params: dict[str, Any]) -> int:
+    """Run a statement without result rows; returns the row count."""
     async with conn.cursor() as cur:
-        await cur.execute(SQL[name], params)
+        await cur.execute(query, params)
         return cur.rowcount
 
 
-async def _one(conn: Conn, name: str, params: dict[str, Any]) -> Row | None:
-    rows = await _rows(conn, name, params)
+async def _one(conn: Conn, query: str, params: dict[str, Any]) -> Row | None:
+    rows = await _rows(conn, query, params)
     return rows[0] if rows else None
 
 
@@ -103,16 +104,25 @@ class PostgresBackend:
     Options Conveyor reads from the URL query (the rest goes to libpq): ``pool_size`` (max
     connections, default 4), ``pool_min`` (kept open, default 1), ``pool_timeout`` (seconds to
     wait for a free connection, default 10), ``prepare_threshold`` (``none`` behind PgBouncer
-    in transaction mode), ``migrate`` (``false``: open() does not run migrations).
+    in transaction mode), ``migrate`` (``false``: open() does not run migrations), ``schema``
+    (default ``conveyor``; also the NOTIFY channel, so schemas in one database stay apart).
     """
 
-    capabilities: frozenset[str] = frozenset(
-        {"events", "pause", "effects", "dependencies", "transactional_enqueue", "notifications"}
+    capabilities: frozenset[Capability] = frozenset(
+        {
+            Capability.EVENTS,
+            Capability.PAUSE,
+            Capability.EFFECTS,
+            Capability.DEPENDENCIES,
+            Capability.TRANSACTIONAL_ENQUEUE,
+            Capability.NOTIFICATIONS,
+        }
     )
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.settings: Settings = parse_postgres_url(url)
+        self.sql = load_queries(PACKAGE, schema=self.settings.schema)
         self.clock_offset = 0.0
         self._tx = Transactions(self.settings)
         self._listener = Listener(self.settings)
@@ -146,7 +156,7 @@ class PostgresBackend:
         try:
             conn = await connect(self.settings, autocommit=True)
             try:
-                applied = await migrations.apply_migrations(conn)
+                applied = await migrations.apply_migrations(conn, self.settings.schema)
             finally:
                 await conn.close()
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
@@ -155,10 +165,12 @@ class PostgresBackend:
         return applied
 
     async def ping(self) -> None:
-        await self._redoable(lambda conn: _rows(conn, "now", {"off": 0.0}), "pinging")
+        await self._redoable(lambda conn: _rows(conn, self.sql["now"], {"off": 0.0}), "pinging")
 
     async def now(self) -> float:
-        row = await self._redoable(lambda conn: _one(conn, "now", {"off": self.clock_offset}), "reading the clock")
+        row = await self._redoable(
+            lambda conn: _one(conn, self.sql["now"], {"off": self.clock_offset}), "reading the clock"
+        )
         assert row is not None
         return float(row["now"])
 
@@ -179,9 +191,9 @@ class PostgresBackend:
             results: list[EnqueueResult] = []
             for seg in segments:
                 if isinstance(seg, list):
-                    results.extend(await insert_batch_async(conn, seg, offset))
+                    results.extend(await insert_batch_async(conn, seg, offset, self.sql))
                 else:
-                    results.append(await run_steps_async(conn, enqueue_steps(seg, offset)))
+                    results.append(await run_steps_async(conn, enqueue_steps(seg, offset), self.sql))
             return results
 
         if len(segments) == 1 and isinstance(segments[0], list):
@@ -191,7 +203,7 @@ class PostgresBackend:
     # -- reads --------------------------------------------------------------------------------
 
     async def get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        row = await self._redoable(lambda conn: _one(conn, "get_job", {"id": job_id}), "reading a job")
+        row = await self._redoable(lambda conn: _one(conn, self.sql["get_job"], {"id": job_id}), "reading a job")
         if row is None or (tenant is not None and row["tenant"] != tenant):
             return None
         return row_to_job(row)
@@ -205,18 +217,18 @@ class PostgresBackend:
             "cursor": flt.cursor,
             "limit": flt.limit + 1,
         }
-        rows = await self._redoable(lambda conn: _rows(conn, "list_jobs", params), "listing jobs")
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["list_jobs"], params), "listing jobs")
         jobs = [row_to_job(r) for r in rows[: flt.limit]]
         more = len(rows) > flt.limit
         return JobPage(jobs, jobs[-1].id if more and jobs else None)
 
     async def queue_stats(self, tenant: str | None = None) -> list[QueueStats]:
         async def run(conn: Conn) -> tuple[float, list[Row], list[Row], list[Row]]:
-            now = await _one(conn, "now", {"off": self.clock_offset})
+            now = await _one(conn, self.sql["now"], {"off": self.clock_offset})
             assert now is not None
-            counts = await _rows(conn, "state_counts", {"tenant": tenant})
-            oldest = await _rows(conn, "oldest_queued", {"tenant": tenant})
-            paused = await _rows(conn, "paused_queues", {})
+            counts = await _rows(conn, self.sql["state_counts"], {"tenant": tenant})
+            oldest = await _rows(conn, self.sql["oldest_queued"], {"tenant": tenant})
+            paused = await _rows(conn, self.sql["paused_queues"], {})
             return float(now["now"]), counts, oldest, paused
 
         now, count_rows, oldest_rows, paused_rows = await self._redoable(run, "reading queue stats", tx=True)
@@ -237,23 +249,23 @@ class PostgresBackend:
 
     async def queue_position(self, job_id: str) -> int | None:
         async def run(conn: Conn) -> int | None:
-            row = await _one(conn, "get_job", {"id": job_id})
+            row = await _one(conn, self.sql["get_job"], {"id": job_id})
             if row is None or row["state"] != JobState.QUEUED.value:
                 return None
             params = {"queue": row["queue"], "priority": row["priority"], "run_at": row["run_at"], "id": job_id}
-            found = await _one(conn, "queue_position", params)
+            found = await _one(conn, self.sql["queue_position"], params)
             return int(found["n"]) if found else 0
 
         return await self._redoable(run, "reading a queue position", tx=True)
 
     async def events(self, req: EventsRequest) -> list[JobEvent]:
         params = {"job_id": req.job_id, "after_seq": req.after_seq, "limit": req.limit}
-        rows = await self._redoable(lambda conn: _rows(conn, "events", params), "reading events")
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["events"], params), "reading events")
         return [row_to_event(r) for r in rows]
 
     async def drain_stats(self, queue: str, window: float) -> int:
         params = {"queue": queue, "window": window, "off": self.clock_offset}
-        row = await self._redoable(lambda conn: _one(conn, "finished_since", params), "reading drain stats")
+        row = await self._redoable(lambda conn: _one(conn, self.sql["finished_since"], params), "reading drain stats")
         return int(row["n"]) if row else 0
 
     # -- worker path --------------------------------------------------------------------------
@@ -270,8 +282,8 @@ class PostgresBackend:
             return []
 
         async def run(conn: Conn) -> list[Row]:
-            await conn.execute(SQL["promote_due"], {"off": self.clock_offset, "limit": PROMOTE_BATCH})
-            return await _rows(conn, "claim", params)
+            await conn.execute(self.sql["promote_due"], {"off": self.clock_offset, "limit": PROMOTE_BATCH})
+            return await _rows(conn, self.sql["claim"], params)
 
         rows = await self._run(run, "claiming jobs")
         return sorted((row_to_job(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
@@ -286,7 +298,7 @@ class PostgresBackend:
             "tokens": [lease.token for lease in req.leases],
         }
         # Extending a lease twice is harmless: a heartbeat may be redone after a broken connection.
-        rows = await self._redoable(lambda conn: _rows(conn, "heartbeat", params), "extending leases")
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["heartbeat"], params), "extending leases")
         out: dict[str, HeartbeatStatus] = {r["id"]: "ok" for r in rows if r["ok"]}
         refused = [lease for lease in req.leases if lease.job_id not in out]
         if refused:
@@ -297,7 +309,9 @@ class PostgresBackend:
                 "ids": [lease.job_id for lease in refused],
                 "tokens": [lease.token for lease in refused],
             }
-            states = await self._redoable(lambda conn: _rows(conn, "lease_states", again), "reading lease states")
+            states = await self._redoable(
+                lambda conn: _rows(conn, self.sql["lease_states"], again), "reading lease states"
+            )
             canceled = {r["id"] for r in states if r["state"] == JobState.CANCELED.value}
             for lease in refused:
                 out[lease.job_id] = "canceled" if lease.job_id in canceled else "lost"
@@ -307,13 +321,13 @@ class PostgresBackend:
         params = {"off": self.clock_offset, "id": req.job_id, "token": req.token, "result": serde.dumps(req.result)}
 
         async def run(conn: Conn) -> bool:
-            row = await _one(conn, "complete", params)
+            row = await _one(conn, self.sql["complete"], params)
             if row is None:
                 return False
             if row["has_dependents"]:
                 # A separate statement: its fresh snapshot sees dependents committed while the
                 # UPDATE above waited for this job's row lock.
-                await _rows(conn, "release_dependents", {"off": self.clock_offset, "id": req.job_id})
+                await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": req.job_id})
             return True
 
         return await self._run(run, "completing a job")
@@ -334,12 +348,12 @@ class PostgresBackend:
         }
 
         async def run(conn: Conn) -> list[Row]:
-            rows = await _rows(conn, "complete_many", params)
+            rows = await _rows(conn, self.sql["complete_many"], params)
             for row in sorted(rows, key=lambda r: r["id"]):
                 if row["has_dependents"]:
                     # Separate statements: each fresh snapshot sees dependents committed while
                     # the UPDATE above waited for the row locks (as in ``complete``).
-                    await _rows(conn, "release_dependents", {"off": self.clock_offset, "id": row["id"]})
+                    await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": row["id"]})
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -361,12 +375,12 @@ class PostgresBackend:
             "error": serde.dumps(req.error),
             "data": serde.dumps({"error": req.error}),
         }
-        row = await self._write1(lambda conn: _one(conn, "fail", params), "failing a job")
+        row = await self._write1(lambda conn: _one(conn, self.sql["fail"], params), "failing a job")
         return None if row is None else JobState(row["state"])
 
     async def release(self, req: ReleaseRequest) -> bool:
         params = {"off": self.clock_offset, "id": req.job_id, "token": req.token}
-        row = await self._write1(lambda conn: _one(conn, "release", params), "releasing a job")
+        row = await self._write1(lambda conn: _one(conn, self.sql["release"], params), "releasing a job")
         return row is not None
 
     async def progress(self, req: ProgressRequest) -> bool:
@@ -378,12 +392,12 @@ class PostgresBackend:
             "message": req.message,
             "data": serde.dumps({"fraction": req.fraction, "message": req.message}),
         }
-        row = await self._write1(lambda conn: _one(conn, "progress", params), "recording progress")
+        row = await self._write1(lambda conn: _one(conn, self.sql["progress"], params), "recording progress")
         return row is not None
 
     async def add_artifact(self, req: ArtifactRequest) -> bool:
         async def run(conn: Conn) -> bool:
-            row = await _one(conn, "artifacts_of_running", {"id": req.job_id, "token": req.token})
+            row = await _one(conn, self.sql["artifacts_of_running"], {"id": req.job_id, "token": req.token})
             if row is None:
                 return False
             kept = [a for a in serde.loads(row["artifacts"]) if a["name"] != req.artifact.name]
@@ -394,7 +408,7 @@ class PostgresBackend:
                 "artifacts": serde.dumps(kept),
                 "data": serde.dumps(req.artifact.to_dict()),
             }
-            await _rows(conn, "set_artifacts", params)
+            await _rows(conn, self.sql["set_artifacts"], params)
             return True
 
         return await self._run(run, "adding an artifact")
@@ -408,20 +422,20 @@ class PostgresBackend:
             "error": serde.dumps({"type": "Canceled", "message": reason}),
             "data": serde.dumps({"reason": reason}),
         }
-        if await _one(conn, "cancel", params) is None:
+        if await _one(conn, self.sql["cancel"], params) is None:
             return False
-        for dep in await _rows(conn, "waiting_dependents", {"id": job_id}):
+        for dep in await _rows(conn, self.sql["waiting_dependents"], {"id": job_id}):
             await self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled")
         return True
 
     async def cancel(self, req: CancelRequest) -> Job:
         async def run(conn: Conn) -> Job:
-            row = await _one(conn, "get_job_for_update", {"id": req.job_id})
+            row = await _one(conn, self.sql["get_job_for_update"], {"id": req.job_id})
             if row is None or (req.tenant is not None and row["tenant"] != req.tenant):
                 raise JobNotFound(f"job {req.job_id} not found")
             if not await self._cancel_one(conn, req.job_id, req.reason):
                 raise InvalidTransition(f"job {req.job_id} is already {row['state']}")
-            updated = await _one(conn, "get_job", {"id": req.job_id})
+            updated = await _one(conn, self.sql["get_job"], {"id": req.job_id})
             assert updated is not None
             return row_to_job(updated)
 
@@ -433,31 +447,33 @@ class PostgresBackend:
             name, params = "redrive_ids", {**base, "ids": list(dict.fromkeys(req.job_ids))}
         else:
             name, params = "redrive_matching", {**base, "queue": req.queue, "task": req.task}
-        row = await self._write1(lambda conn: _one(conn, name, params), "redriving jobs")
+        row = await self._write1(lambda conn: _one(conn, self.sql[name], params), "redriving jobs")
         return int(row["n"]) if row else 0
 
     async def set_paused(self, req: PauseRequest) -> None:
         params = {"queue": req.queue, "paused": req.paused}
-        await self._write1(lambda conn: _rows(conn, "set_paused", params), "pausing a queue")
+        await self._write1(lambda conn: _rows(conn, self.sql["set_paused"], params), "pausing a queue")
 
     # -- notification outbox ------------------------------------------------------------------
 
     async def take_outbox(self, req: OutboxRequest) -> list[OutboxEntry]:
         params = {"off": self.clock_offset, "limit": req.limit, "lease_seconds": req.lease_seconds}
-        rows = await self._write1(lambda conn: _rows(conn, "take_outbox", params), "taking outbox entries")
+        rows = await self._write1(lambda conn: _rows(conn, self.sql["take_outbox"], params), "taking outbox entries")
         entries = [OutboxEntry(int(r["seq"]), r["job_id"], JobState(r["state"]), float(r["at"])) for r in rows]
         return sorted(entries, key=lambda e: e.seq)
 
     async def ack_outbox(self, seqs: list[int]) -> None:
         if seqs:
             params = {"seqs": list(seqs)}
-            await self._write1(lambda conn: _exec(conn, "ack_outbox", params), "acknowledging outbox entries")
+            await self._write1(lambda conn: _exec(conn, self.sql["ack_outbox"], params), "acknowledging outbox entries")
 
     # -- maintenance --------------------------------------------------------------------------
 
     async def expired_leases(self, req: ExpiredRequest) -> list[ExpiredLease]:
         params = {"off": self.clock_offset, "limit": req.limit}
-        rows = await self._redoable(lambda conn: _rows(conn, "expired_leases", params), "reading expired leases")
+        rows = await self._redoable(
+            lambda conn: _rows(conn, self.sql["expired_leases"], params), "reading expired leases"
+        )
         return [ExpiredLease(r["id"], r["lease_token"], r["attempts"], r["max_attempts"]) for r in rows]
 
     async def expire(self, req: ExpireRequest) -> list[str]:
@@ -470,12 +486,12 @@ class PostgresBackend:
             "states": [e.state.value for e in req.expiries],
             "errors": [serde.dumps(e.error) for e in req.expiries],
         }
-        rows = await self._write1(lambda conn: _rows(conn, "expire", params), "expiring leases")
+        rows = await self._write1(lambda conn: _rows(conn, self.sql["expire"], params), "expiring leases")
         return [r["id"] for r in rows]
 
     async def promote_scheduled(self) -> int:
         params = {"off": self.clock_offset, "limit": PROMOTE_BATCH}
-        row = await self._write1(lambda conn: _one(conn, "promote_due", params), "promoting scheduled jobs")
+        row = await self._write1(lambda conn: _one(conn, self.sql["promote_due"], params), "promoting scheduled jobs")
         return int(row["n"]) if row else 0
 
     async def prune(self, req: PruneRequest) -> int:
@@ -484,24 +500,26 @@ class PostgresBackend:
         params = {"off": self.clock_offset, "older_than": req.older_than, "limit": PRUNE_BATCH}
         deleted = 0
         while True:
-            row = await self._write1(lambda conn: _one(conn, "prune_batch", params), "pruning jobs")
+            row = await self._write1(lambda conn: _one(conn, self.sql["prune_batch"], params), "pruning jobs")
             batch = int(row["n"]) if row else 0
             deleted += batch
             if batch < PRUNE_BATCH:
                 break
-        await self._write1(lambda conn: _exec(conn, "delete_expired_keys", {"off": self.clock_offset}), "pruning keys")
+        await self._write1(
+            lambda conn: _exec(conn, self.sql["delete_expired_keys"], {"off": self.clock_offset}), "pruning keys"
+        )
         return deleted
 
     async def record_effect(self, req: EffectRequest) -> EffectOutcome:
         params = {"job_id": req.job_id, "token": req.token, "key": req.key, "value": serde.dumps(req.value)}
-        row = await self._write1(lambda conn: _one(conn, "record_effect", params), "recording an effect")
+        row = await self._write1(lambda conn: _one(conn, self.sql["record_effect"], params), "recording an effect")
         if row is None or not row["owned"]:
             return EffectOutcome.LOST
         return EffectOutcome.RECORDED if row["recorded"] else EffectOutcome.EXISTS
 
     async def get_effect(self, job_id: str, key: str) -> tuple[bool, Any]:
         row = await self._redoable(
-            lambda conn: _one(conn, "get_effect", {"job_id": job_id, "key": key}), "reading effect"
+            lambda conn: _one(conn, self.sql["get_effect"], {"job_id": job_id, "key": key}), "reading effect"
         )
         return (False, None) if row is None else (True, serde.loads(row["value"]))
 
@@ -509,23 +527,23 @@ class PostgresBackend:
 
     async def create_key(self, req: CreateKeyRequest) -> ApiKeyRecord:
         params = {**key_params(req, 0.0), "off": self.clock_offset}
-        row = await self._write1(lambda conn: _one(conn, "insert_api_key", params), "creating an API key")
+        row = await self._write1(lambda conn: _one(conn, self.sql["insert_api_key"], params), "creating an API key")
         if row is None:
             raise ConfigError(f"an API key with id {req.key_id!r} or the same secret exists")
         return row_to_key(row)
 
     async def find_key(self, secret_hash: str) -> ApiKeyRecord | None:
         params = {"secret_hash": secret_hash}
-        row = await self._redoable(lambda conn: _one(conn, "find_api_key", params), "looking up an API key")
+        row = await self._redoable(lambda conn: _one(conn, self.sql["find_api_key"], params), "looking up an API key")
         return None if row is None else row_to_key(row)
 
     async def list_keys(self) -> list[ApiKeyRecord]:
-        rows = await self._redoable(lambda conn: _rows(conn, "list_api_keys", {}), "listing API keys")
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["list_api_keys"], {}), "listing API keys")
         return [row_to_key(r) for r in rows]
 
     async def revoke_key(self, req: RevokeKeyRequest) -> bool:
         params = {"key_id": req.key_id, "off": self.clock_offset}
-        count = await self._write1(lambda conn: _exec(conn, "revoke_api_key", params), "revoking an API key")
+        count = await self._write1(lambda conn: _exec(conn, self.sql["revoke_api_key"], params), "revoking an API key")
         return count == 1
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
@@ -536,7 +554,9 @@ class PostgresBackend:
             return
         params = {"off": self.clock_offset, "queues": list(queues)}
         try:
-            row = await self._redoable(lambda conn: _one(conn, "next_due", params), "reading the next due job")
+            row = await self._redoable(
+                lambda conn: _one(conn, self.sql["next_due"], params), "reading the next due job"
+            )
         except BackendUnavailable:
             row = None  # the engine is down: just wait; the caller's next claim reports it
         if row is not None and row["wait"] is not None:

@@ -39,13 +39,14 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from conveyor.backend.sqlfile import DEFAULT_SCHEMA, check_schema
 from conveyor.errors import BackendUnavailable, ConfigError, DuplicateJobId, InvalidArguments
 
 T = TypeVar("T")
 log = logging.getLogger("conveyor.postgres")
 
 # Query options Conveyor reads itself; everything else in the URL goes to libpq untouched.
-OWN_OPTIONS = ("pool_size", "pool_min", "pool_timeout", "prepare_threshold", "migrate")
+OWN_OPTIONS = ("pool_size", "pool_min", "pool_timeout", "prepare_threshold", "migrate", "schema")
 DEFAULT_CONNECT_TIMEOUT = "5"
 DOWN_CHECKOUT_TIMEOUT = 1.0
 
@@ -61,6 +62,7 @@ class Settings:
     prepare_threshold: int | None = 5
     migrate_on_open: bool = True
     connect_kwargs: dict[str, Any] = field(default_factory=dict)
+    schema: str = DEFAULT_SCHEMA
 
 
 def parse_postgres_url(url: str) -> Settings:
@@ -90,7 +92,9 @@ def parse_postgres_url(url: str) -> Settings:
     if pool_timeout <= 0:
         raise ConfigError(f"pool_timeout must be positive seconds (got {pool_timeout})")
     migrate = own.get("migrate", "true").lower() not in ("0", "false", "no", "off")
+    schema = check_schema(own.get("schema", DEFAULT_SCHEMA))
     return Settings(
+        schema=schema,
         conninfo=conninfo,
         pool_size=pool_size,
         pool_min=pool_min,

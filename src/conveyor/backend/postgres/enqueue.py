@@ -13,7 +13,7 @@ rows, events and wake-ups as the steps would write one by one, in one round trip
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection, Connection
@@ -22,15 +22,13 @@ from psycopg.rows import dict_row
 from conveyor import serde, states
 from conveyor.backend.postgres.rows import Row, row_to_job
 from conveyor.backend.protocol import EnqueueRequest, EnqueueResult
-from conveyor.backend.sqlfile import load_queries
 from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
 from conveyor.records import job_from_record
 from conveyor.types import JobState, RetryPolicy, new_job_id
 
-SQL = load_queries("conveyor.backend.postgres")
-
-# (sql, params, returns_rows): whether to fetch is known up front, as a pipelined connection
-# only learns the shape of a result after it is received.
+# (query name, params, returns_rows): whether to fetch is known up front, as a pipelined
+# connection only learns the shape of a result after it is received. Steps name queries; the
+# runner resolves them in its schema's queries (``sql``), so the steps know nothing of schemas.
 Step = tuple[str, dict[str, Any], bool]
 Steps = Generator[Step, list[Row], EnqueueResult]
 
@@ -50,9 +48,9 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         }
         # Inserting the key first makes a concurrent duplicate wait for our commit (unique index)
         # and then see our key: two submits with one key never make two jobs.
-        taken = yield SQL["take_idempotency_key"], key, True
+        taken = yield "take_idempotency_key", key, True
         if not taken:
-            found = (yield SQL["existing_idempotency_key"], key, True)[0]
+            found = (yield "existing_idempotency_key", key, True)[0]
             if found["key_hash"] != digest:
                 raise IdempotencyConflict(
                     f"idempotency key {req.idempotency_key!r} was used for a different payload",
@@ -61,11 +59,11 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
             if found["id"] is not None:
                 return EnqueueResult(row_to_job(found), created=False)
             # The job was pruned while its key was still valid: the key now names the new job.
-            yield SQL["retake_idempotency_key"], key, False
+            yield "retake_idempotency_key", key, False
     if req.max_depth is not None:
         # Serialise enqueues of this queue only, so two submits cannot both take the last slot.
-        yield SQL["lock_queue_depth"], {"queue": req.queue}, True
-        depth = (yield SQL["count_pending"], {"queue": req.queue, "cap": req.max_depth}, True)[0]["n"]
+        yield "lock_queue_depth", {"queue": req.queue}, True
+        depth = (yield "count_pending", {"queue": req.queue, "cap": req.max_depth}, True)[0]["n"]
         if depth >= req.max_depth:
             raise QueueFull(req.queue, depth, req.max_depth)
 
@@ -75,7 +73,7 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
     if deps:
         # Row-locks each dependency (and flags it), so its completion waits for this commit
         # and then sees the new dependent: a dependent can never be left waiting forever.
-        rows = yield SQL["mark_dependencies"], {"ids": deps, "tenant": req.tenant}, True
+        rows = yield "mark_dependencies", {"ids": deps, "tenant": req.tenant}, True
         dep_states = {r["id"]: r["state"] for r in rows}
         for dep in deps:
             state = dep_states.get(dep)
@@ -114,9 +112,9 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "depends_on": serde.dumps(deps),
         "callback_url": req.callback_url,
     }
-    row = (yield SQL["insert_job"], params, True)[0]
+    row = (yield "insert_job", params, True)[0]
     if unfinished:
-        yield SQL["insert_deps"], {"deps": unfinished, "job_id": job_id}, False
+        yield "insert_deps", {"deps": unfinished, "job_id": job_id}, False
     return EnqueueResult(row_to_job(row), created=True)
 
 
@@ -164,7 +162,7 @@ def insert_batch_step(reqs: Sequence[EnqueueRequest], offset: float) -> tuple[li
                 "delay": req.delay,
             }
         )
-    return jobs, (SQL["insert_jobs"], {"off": offset, "jobs": serde.dumps(jobs), **PLAIN_STATES}, True)
+    return jobs, ("insert_jobs", {"off": offset, "jobs": serde.dumps(jobs), **PLAIN_STATES}, True)
 
 
 def batch_results(jobs: list[dict[str, Any]], rows: list[Row]) -> list[EnqueueResult]:
@@ -180,39 +178,39 @@ def batch_results(jobs: list[dict[str, Any]], rows: list[Row]) -> list[EnqueueRe
 
 
 async def insert_batch_async(
-    conn: AsyncConnection[Any], reqs: Sequence[EnqueueRequest], offset: float
+    conn: AsyncConnection[Any], reqs: Sequence[EnqueueRequest], offset: float, sql: Mapping[str, str]
 ) -> list[EnqueueResult]:
     """Store plain requests with one statement, inside whatever transaction ``conn`` is in."""
-    jobs, (sql, params, _) = insert_batch_step(reqs, offset)
+    jobs, (name, params, _) = insert_batch_step(reqs, offset)
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
+        await cur.execute(sql[name], params)
         rows = await cur.fetchall()
     return batch_results(jobs, rows)
 
 
-async def run_steps_async(conn: AsyncConnection[Any], steps: Steps) -> EnqueueResult:
+async def run_steps_async(conn: AsyncConnection[Any], steps: Steps, sql: Mapping[str, str]) -> EnqueueResult:
     """Drive the steps on an async connection, inside whatever transaction it is in."""
     reply: list[Row] | None = None
     async with conn.cursor(row_factory=dict_row) as cur:
         while True:
             try:
-                sql, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
+                name, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
             except StopIteration as done:
                 result: EnqueueResult = done.value
                 return result
-            await cur.execute(sql, params)
+            await cur.execute(sql[name], params)
             reply = await cur.fetchall() if returns_rows else []
 
 
-def run_steps_sync(conn: Connection[Any], steps: Steps) -> EnqueueResult:
+def run_steps_sync(conn: Connection[Any], steps: Steps, sql: Mapping[str, str]) -> EnqueueResult:
     """Drive the steps on a sync connection, inside whatever transaction it is in."""
     reply: list[Row] | None = None
     with conn.cursor(row_factory=dict_row) as cur:
         while True:
             try:
-                sql, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
+                name, params, returns_rows = steps.send(reply)  # type: ignore[arg-type]
             except StopIteration as done:
                 result: EnqueueResult = done.value
                 return result
-            cur.execute(sql, params)
+            cur.execute(sql[name], params)
             reply = cur.fetchall() if returns_rows else []

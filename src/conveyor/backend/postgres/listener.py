@@ -1,8 +1,9 @@
 """Wake-ups by LISTEN/NOTIFY on one dedicated connection per backend.
 
 Every transition that makes work claimable (enqueue, release, retry, promotion, redrive,
-dependents released, resume) runs ``pg_notify('conveyor', queue)`` in its own transaction, so
-the notification is delivered exactly when the work becomes visible. The listener counts
+dependents released, resume) runs ``pg_notify('<schema>', queue)`` in its own transaction, so
+the notification is delivered exactly when the work becomes visible. The channel is the schema
+name, so two Conveyor schemas in one database never wake each other's workers. The listener counts
 notifications per queue; ``wait`` returns as soon as one arrives for a queue the caller
 serves. Lost notifications only cost the caller's timeout (polling fallback):
 
@@ -25,7 +26,6 @@ import psycopg
 
 from conveyor.backend.postgres.connection import Settings, connect
 
-CHANNEL = "conveyor"
 PING_EVERY = 10.0
 log = logging.getLogger("conveyor.postgres")
 
@@ -85,7 +85,7 @@ class Listener:
             try:
                 conn = await connect(self.settings, autocommit=True)
                 try:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {self.settings.schema}")  # the channel is the schema name
                     self._epoch += 1
                     self._listening.set()
                     self._wake(None)  # anything sent while we were not listening is lost

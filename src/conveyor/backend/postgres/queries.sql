@@ -1,20 +1,20 @@
--- Named queries of the PostgreSQL engine. Every time comparison uses conveyor.now(%(off)s):
+-- Named queries of the PostgreSQL engine. Every time comparison uses {schema}.now(%(off)s):
 -- the database clock plus the backend's clock_offset (a test hook), never the worker's clock.
 -- Data-modifying CTEs append the job's history event and NOTIFY in the same statement, so a
 -- transition is one round trip and one atomic step.
 
 -- name: create_migrations_table
-CREATE SCHEMA IF NOT EXISTS conveyor;
-CREATE TABLE IF NOT EXISTS conveyor.schema_migrations (
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
     name       text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 
 -- name: applied_migrations
-SELECT name FROM conveyor.schema_migrations
+SELECT name FROM {schema}.schema_migrations
 
 -- name: record_migration
-INSERT INTO conveyor.schema_migrations (name) VALUES (%(name)s)
+INSERT INTO {schema}.schema_migrations (name) VALUES (%(name)s)
 
 -- name: lock_migrations
 SELECT pg_advisory_lock(%(key)s)
@@ -26,56 +26,56 @@ SELECT pg_advisory_unlock(%(key)s)
 SELECT 1
 
 -- name: now
-SELECT conveyor.now(%(off)s) AS now
+SELECT {schema}.now(%(off)s) AS now
 
 -- name: get_job
-SELECT * FROM conveyor.jobs WHERE id = %(id)s
+SELECT * FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: get_job_for_update
-SELECT * FROM conveyor.jobs WHERE id = %(id)s FOR UPDATE
+SELECT * FROM {schema}.jobs WHERE id = %(id)s FOR UPDATE
 
 -- name: take_idempotency_key
-INSERT INTO conveyor.idempotency_keys AS k (tenant, key, job_id, payload_hash, expires_at)
-VALUES (%(tenant)s, %(key)s, %(job_id)s, %(payload_hash)s, conveyor.now(%(off)s) + %(ttl)s)
+INSERT INTO {schema}.idempotency_keys AS k (tenant, key, job_id, payload_hash, expires_at)
+VALUES (%(tenant)s, %(key)s, %(job_id)s, %(payload_hash)s, {schema}.now(%(off)s) + %(ttl)s)
 ON CONFLICT (tenant, key) DO UPDATE
 SET job_id = excluded.job_id, payload_hash = excluded.payload_hash, expires_at = excluded.expires_at
-WHERE k.expires_at <= conveyor.now(%(off)s)
+WHERE k.expires_at <= {schema}.now(%(off)s)
 RETURNING k.job_id
 
 -- name: existing_idempotency_key
 SELECT k.job_id AS key_job_id, k.payload_hash AS key_hash, j.*
-FROM conveyor.idempotency_keys k LEFT JOIN conveyor.jobs j ON j.id = k.job_id
+FROM {schema}.idempotency_keys k LEFT JOIN {schema}.jobs j ON j.id = k.job_id
 WHERE k.tenant = %(tenant)s AND k.key = %(key)s
 
 -- name: retake_idempotency_key
-UPDATE conveyor.idempotency_keys
-SET job_id = %(job_id)s, payload_hash = %(payload_hash)s, expires_at = conveyor.now(%(off)s) + %(ttl)s
+UPDATE {schema}.idempotency_keys
+SET job_id = %(job_id)s, payload_hash = %(payload_hash)s, expires_at = {schema}.now(%(off)s) + %(ttl)s
 WHERE tenant = %(tenant)s AND key = %(key)s
 
 -- name: lock_queue_depth
-SELECT pg_advisory_xact_lock(hashtextextended('conveyor.depth:' || %(queue)s, 0))
+SELECT pg_advisory_xact_lock(hashtextextended('{schema}.depth:' || %(queue)s, 0))
 
 -- name: count_pending
-SELECT (SELECT count(*) FROM (SELECT 1 FROM conveyor.jobs
+SELECT (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs
                               WHERE queue = %(queue)s AND state = 'queued' LIMIT %(cap)s) q)
-     + (SELECT count(*) FROM (SELECT 1 FROM conveyor.jobs
+     + (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs
                               WHERE queue = %(queue)s AND state IN ('waiting', 'scheduled') LIMIT %(cap)s) u) AS n
 
 -- name: mark_dependencies
-UPDATE conveyor.jobs SET has_dependents = true
+UPDATE {schema}.jobs SET has_dependents = true
 WHERE id = ANY(%(ids)s::text[]) AND tenant = %(tenant)s
 RETURNING id, state
 
 -- name: insert_job
 WITH t AS (
-    SELECT conveyor.now(%(off)s) AS now,
-           coalesce(%(run_at)s::float8, conveyor.now(%(off)s) + coalesce(%(delay)s::float8, 0)) AS want
+    SELECT {schema}.now(%(off)s) AS now,
+           coalesce(%(run_at)s::float8, {schema}.now(%(off)s) + coalesce(%(delay)s::float8, 0)) AS want
 ), s AS (
     -- The state comes from states.initial_state (enqueue.py): this only tells due from future.
     SELECT now, want, CASE WHEN want > now THEN %(state_future)s ELSE %(state_due)s END AS state
     FROM t
 ), ins AS (
-    INSERT INTO conveyor.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
+    INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
                                depends_on, pending_deps, callback_url)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
@@ -89,46 +89,46 @@ WITH t AS (
     FROM s
     RETURNING *
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', run_at)::text
     FROM ins
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM ins WHERE state = 'queued'
+    SELECT pg_notify('{schema}', queue) FROM ins WHERE state = 'queued'
 )
 SELECT ins.*, (SELECT count(*) FROM nt) AS notified FROM ins
 
 -- name: insert_deps
-INSERT INTO conveyor.job_deps (depends_on, job_id)
+INSERT INTO {schema}.job_deps (depends_on, job_id)
 SELECT unnest(%(deps)s::text[]), %(job_id)s
 ON CONFLICT DO NOTHING
 
 -- name: promote_due
 WITH due AS (
-    SELECT id FROM conveyor.jobs
-    WHERE state = 'scheduled' AND run_at <= conveyor.now(%(off)s)
+    SELECT id FROM {schema}.jobs
+    WHERE state = 'scheduled' AND run_at <= {schema}.now(%(off)s)
     ORDER BY run_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), moved AS (
-    UPDATE conveyor.jobs j SET state = 'queued', updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs j SET state = 'queued', updated_at = {schema}.now(%(off)s)
     FROM due WHERE j.id = due.id
     RETURNING j.id, j.queue, j.updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{}' FROM moved
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM moved) q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM moved) q
 )
 SELECT (SELECT count(*) FROM moved) AS n, (SELECT count(*) FROM nt) AS notified
 
 -- name: claim
 WITH q AS (
     SELECT name FROM unnest(%(queues)s::text[]) AS u(name)
-    WHERE NOT EXISTS (SELECT 1 FROM conveyor.queues p WHERE p.name = u.name AND p.paused)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = u.name AND p.paused)
 ), picked AS (
     SELECT c.id FROM q
     CROSS JOIN LATERAL (
-        SELECT id, priority, run_at FROM conveyor.jobs
+        SELECT id, priority, run_at FROM {schema}.jobs
         WHERE state = 'queued' AND queue = q.name
         ORDER BY priority DESC, run_at, id
         LIMIT %(limit)s
@@ -137,52 +137,52 @@ WITH q AS (
     ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT %(limit)s
 ), claimed AS (
-    UPDATE conveyor.jobs j
+    UPDATE {schema}.jobs j
     SET state = 'running', attempts = j.attempts + 1,
         lease_token = replace(gen_random_uuid()::text, '-', ''),
-        lease_expires_at = conveyor.now(%(off)s) + %(lease)s,
-        worker_id = %(worker_id)s, started_at = conveyor.now(%(off)s), updated_at = conveyor.now(%(off)s)
+        lease_expires_at = {schema}.now(%(off)s) + %(lease)s,
+        worker_id = %(worker_id)s, started_at = {schema}.now(%(off)s), updated_at = {schema}.now(%(off)s)
     FROM picked WHERE j.id = picked.id
     RETURNING j.*
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, started_at, 'state', 'running', json_build_object('attempt', attempts, 'worker', worker_id)::text
     FROM claimed
 )
 SELECT * FROM claimed
 
 -- name: next_due
-SELECT min(run_at) - conveyor.now(%(off)s) AS wait FROM conveyor.jobs
+SELECT min(run_at) - {schema}.now(%(off)s) AS wait FROM {schema}.jobs
 WHERE state = 'scheduled' AND queue = ANY(%(queues)s::text[])
 
 -- name: heartbeat
 WITH l AS (
     SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
 ), ext AS (
-    UPDATE conveyor.jobs j
-    SET lease_expires_at = conveyor.now(%(off)s) + %(lease)s, updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs j
+    SET lease_expires_at = {schema}.now(%(off)s) + %(lease)s, updated_at = {schema}.now(%(off)s)
     FROM l WHERE j.id = l.id AND j.lease_token = l.token AND j.state = 'running'
     RETURNING j.id
 )
 SELECT l.id, ext.id IS NOT NULL AS ok, j.state
 FROM l
 LEFT JOIN ext ON ext.id = l.id
-LEFT JOIN conveyor.jobs j ON j.id = l.id AND j.lease_token = l.token
+LEFT JOIN {schema}.jobs j ON j.id = l.id AND j.lease_token = l.token
 
 -- name: lease_states
 -- The state of each refused (id, token) pair, read after the heartbeat in a fresh snapshot.
 SELECT j.id, j.state FROM unnest(%(ids)s::text[], %(tokens)s::text[]) AS l(id, token)
-JOIN conveyor.jobs j ON j.id = l.id AND j.lease_token = l.token
+JOIN {schema}.jobs j ON j.id = l.id AND j.lease_token = l.token
 
 -- name: complete
 WITH done AS (
-    UPDATE conveyor.jobs
-    SET state = 'succeeded', result = %(result)s, finished_at = conveyor.now(%(off)s),
-        updated_at = conveyor.now(%(off)s), lease_expires_at = NULL, progress = 1.0
+    UPDATE {schema}.jobs
+    SET state = 'succeeded', result = %(result)s, finished_at = {schema}.now(%(off)s),
+        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING id, finished_at, has_dependents
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, finished_at, 'state', 'succeeded', '{}' FROM done
 )
 SELECT has_dependents FROM done
@@ -193,44 +193,44 @@ SELECT has_dependents FROM done
 WITH req AS (
     SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(results)s::text[]) AS r(id, token, result)
 ), locked AS (
-    SELECT j.id, req.token, req.result FROM conveyor.jobs j JOIN req ON j.id = req.id AND j.lease_token = req.token
+    SELECT j.id, req.token, req.result FROM {schema}.jobs j JOIN req ON j.id = req.id AND j.lease_token = req.token
     WHERE j.state = 'running'
     ORDER BY j.id
     FOR UPDATE OF j
 ), done AS (
-    UPDATE conveyor.jobs j
-    SET state = 'succeeded', result = locked.result, finished_at = conveyor.now(%(off)s),
-        updated_at = conveyor.now(%(off)s), lease_expires_at = NULL, progress = 1.0
+    UPDATE {schema}.jobs j
+    SET state = 'succeeded', result = locked.result, finished_at = {schema}.now(%(off)s),
+        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0
     FROM locked
     WHERE j.id = locked.id AND j.lease_token = locked.token AND j.state = 'running'
     RETURNING j.id, j.lease_token AS token, j.finished_at, j.has_dependents
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, finished_at, 'state', 'succeeded', '{}' FROM done ORDER BY id
 )
 SELECT id, token, has_dependents FROM done
 
 -- name: release_dependents
 WITH ready AS (
-    SELECT j.id FROM conveyor.job_deps d JOIN conveyor.jobs j ON j.id = d.job_id
+    SELECT j.id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
     WHERE d.depends_on = %(id)s AND j.state = 'waiting'
     ORDER BY j.id
     FOR UPDATE OF j
 ), upd AS (
-    UPDATE conveyor.jobs j
+    UPDATE {schema}.jobs j
     SET pending_deps = j.pending_deps - 1,
         state = CASE WHEN j.pending_deps > 1 THEN 'waiting'
-                     WHEN j.run_at > conveyor.now(%(off)s) THEN 'scheduled'
+                     WHEN j.run_at > {schema}.now(%(off)s) THEN 'scheduled'
                      ELSE 'queued' END,
-        run_at = CASE WHEN j.pending_deps > 1 THEN j.run_at ELSE greatest(j.run_at, conveyor.now(%(off)s)) END,
-        updated_at = conveyor.now(%(off)s)
+        run_at = CASE WHEN j.pending_deps > 1 THEN j.run_at ELSE greatest(j.run_at, {schema}.now(%(off)s)) END,
+        updated_at = {schema}.now(%(off)s)
     FROM ready WHERE j.id = ready.id AND j.state = 'waiting'
     RETURNING j.id, j.state, j.queue, j.updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, '{}' FROM upd WHERE state <> 'waiting'
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state = 'queued') q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state = 'queued') q
 )
 SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
 
@@ -238,118 +238,118 @@ SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
 -- The caller decided the target (states.after_failure): 'scheduled' (retry at now + delay) or
 -- 'failed' (dead letter). Applied only while the job runs under this token (fencing).
 WITH f AS (
-    UPDATE conveyor.jobs j
+    UPDATE {schema}.jobs j
     SET state = %(state)s,
-        run_at = CASE WHEN %(state)s = 'scheduled' THEN conveyor.now(%(off)s) + %(delay)s::float8 ELSE j.run_at END,
-        finished_at = CASE WHEN %(state)s = 'failed' THEN conveyor.now(%(off)s) END,
-        error = %(error)s, lease_expires_at = NULL, updated_at = conveyor.now(%(off)s)
+        run_at = CASE WHEN %(state)s = 'scheduled' THEN {schema}.now(%(off)s) + %(delay)s::float8 ELSE j.run_at END,
+        finished_at = CASE WHEN %(state)s = 'failed' THEN {schema}.now(%(off)s) END,
+        error = %(error)s, lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING j.id, j.state, j.queue, j.updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, %(data)s FROM f
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM f WHERE state = 'scheduled'
+    SELECT pg_notify('{schema}', queue) FROM f WHERE state = 'scheduled'
 )
 SELECT state, (SELECT count(*) FROM nt) AS notified FROM f
 
 -- name: release
 WITH r AS (
-    UPDATE conveyor.jobs
+    UPDATE {schema}.jobs
     SET state = 'queued', attempts = greatest(attempts - 1, 0), lease_expires_at = NULL,
-        updated_at = conveyor.now(%(off)s)
+        updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING id, queue, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "released"}' FROM r
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM r
+    SELECT pg_notify('{schema}', queue) FROM r
 )
 SELECT id, (SELECT count(*) FROM nt) AS notified FROM r
 
 -- name: progress
 WITH p AS (
-    UPDATE conveyor.jobs SET progress = %(fraction)s, progress_message = %(message)s, updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs SET progress = %(fraction)s, progress_message = %(message)s, updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING id, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'progress', 'running', %(data)s FROM p
 )
 SELECT id FROM p
 
 -- name: artifacts_of_running
-SELECT artifacts FROM conveyor.jobs
+SELECT artifacts FROM {schema}.jobs
 WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
 FOR UPDATE
 
 -- name: set_artifacts
 WITH a AS (
-    UPDATE conveyor.jobs SET artifacts = %(artifacts)s, updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs SET artifacts = %(artifacts)s, updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s
     RETURNING id, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'artifact', 'running', %(data)s FROM a
 )
 SELECT id FROM a
 
 -- name: cancel
 WITH c AS (
-    UPDATE conveyor.jobs
-    SET state = 'canceled', error = %(error)s, finished_at = conveyor.now(%(off)s),
-        updated_at = conveyor.now(%(off)s), lease_expires_at = NULL
+    UPDATE {schema}.jobs
+    SET state = 'canceled', error = %(error)s, finished_at = {schema}.now(%(off)s),
+        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL
     WHERE id = %(id)s AND state IN ('waiting', 'scheduled', 'queued', 'running')
     RETURNING id, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'canceled', %(data)s FROM c
 )
 SELECT id FROM c
 
 -- name: waiting_dependents
-SELECT d.job_id FROM conveyor.job_deps d JOIN conveyor.jobs j ON j.id = d.job_id
+SELECT d.job_id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
 WHERE d.depends_on = %(id)s AND j.state = 'waiting'
 ORDER BY d.job_id
 
 -- name: redrive_ids
 WITH r AS (
-    UPDATE conveyor.jobs
-    SET state = 'queued', attempts = 0, run_at = conveyor.now(%(off)s), finished_at = NULL,
-        lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs
+    SET state = 'queued', attempts = 0, run_at = {schema}.now(%(off)s), finished_at = NULL,
+        lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = ANY(%(ids)s::text[]) AND state = 'failed' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
     RETURNING id, queue, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM r) q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
 SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
 
 -- name: redrive_matching
 WITH r AS (
-    UPDATE conveyor.jobs
-    SET state = 'queued', attempts = 0, run_at = conveyor.now(%(off)s), finished_at = NULL,
-        lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = conveyor.now(%(off)s)
+    UPDATE {schema}.jobs
+    SET state = 'queued', attempts = 0, run_at = {schema}.now(%(off)s), finished_at = NULL,
+        lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = {schema}.now(%(off)s)
     WHERE state = 'failed'
       AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
     RETURNING id, queue, updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM r) q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
 SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
 
 -- name: expired_leases
 -- What the reaper needs to decide (conveyor/reaper.py): running jobs whose lease expired.
-SELECT id, lease_token, attempts, max_attempts FROM conveyor.jobs
-WHERE state = 'running' AND lease_expires_at < conveyor.now(%(off)s)
+SELECT id, lease_token, attempts, max_attempts FROM {schema}.jobs
+WHERE state = 'running' AND lease_expires_at < {schema}.now(%(off)s)
 ORDER BY lease_expires_at
 LIMIT %(limit)s
 
@@ -362,61 +362,61 @@ WITH d AS (
     SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[], %(errors)s::text[])
         AS d(id, token, state, error)
 ), locked AS (
-    SELECT j.id, d.state, d.error FROM conveyor.jobs j JOIN d ON j.id = d.id AND j.lease_token = d.token
-    WHERE j.state = 'running' AND j.lease_expires_at < conveyor.now(%(off)s)
+    SELECT j.id, d.state, d.error FROM {schema}.jobs j JOIN d ON j.id = d.id AND j.lease_token = d.token
+    WHERE j.state = 'running' AND j.lease_expires_at < {schema}.now(%(off)s)
     ORDER BY j.id
     FOR UPDATE OF j SKIP LOCKED
 ), r AS (
-    UPDATE conveyor.jobs j
+    UPDATE {schema}.jobs j
     SET state = locked.state, error = locked.error,
-        finished_at = CASE WHEN locked.state = 'failed' THEN conveyor.now(%(off)s) ELSE j.finished_at END,
-        lease_expires_at = NULL, updated_at = conveyor.now(%(off)s)
+        finished_at = CASE WHEN locked.state = 'failed' THEN {schema}.now(%(off)s) ELSE j.finished_at END,
+        lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     FROM locked WHERE j.id = locked.id
     RETURNING j.id, j.state, j.queue, j.error, j.updated_at
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, json_build_object('error', error::json)::text FROM r ORDER BY id
 ), nt AS (
-    SELECT pg_notify('conveyor', queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'queued') q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'queued') q
 )
 SELECT id, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
 
 -- name: prune_batch
 WITH victims AS (
-    SELECT id FROM conveyor.jobs
-    WHERE finished_at < conveyor.now(%(off)s) - %(older_than)s
+    SELECT id FROM {schema}.jobs
+    WHERE finished_at < {schema}.now(%(off)s) - %(older_than)s
       AND state IN ('succeeded', 'failed', 'canceled')
     ORDER BY finished_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), e AS (
-    DELETE FROM conveyor.job_events WHERE job_id IN (SELECT id FROM victims)
+    DELETE FROM {schema}.job_events WHERE job_id IN (SELECT id FROM victims)
 ), f AS (
-    DELETE FROM conveyor.job_effects WHERE job_id IN (SELECT id FROM victims)
+    DELETE FROM {schema}.job_effects WHERE job_id IN (SELECT id FROM victims)
 ), d AS (
-    DELETE FROM conveyor.job_deps
+    DELETE FROM {schema}.job_deps
     WHERE job_id IN (SELECT id FROM victims) OR depends_on IN (SELECT id FROM victims)
 ), o AS (
-    DELETE FROM conveyor.outbox WHERE job_id IN (SELECT id FROM victims)
+    DELETE FROM {schema}.outbox WHERE job_id IN (SELECT id FROM victims)
 ), gone AS (
-    DELETE FROM conveyor.jobs WHERE id IN (SELECT id FROM victims)
+    DELETE FROM {schema}.jobs WHERE id IN (SELECT id FROM victims)
     RETURNING id
 )
 SELECT count(*) AS n FROM gone
 
 -- name: delete_expired_keys
-DELETE FROM conveyor.idempotency_keys WHERE expires_at < conveyor.now(%(off)s)
+DELETE FROM {schema}.idempotency_keys WHERE expires_at < {schema}.now(%(off)s)
 
 -- name: record_effect
 -- Fenced like progress: only the running job with this lease token records, and only a new key.
 -- FOR SHARE holds the job row until commit, so a reap or takeover cannot slip in between the
 -- check and the insert (it waits, or we see its new state and record nothing).
 WITH owner AS (
-    SELECT id FROM conveyor.jobs
+    SELECT id FROM {schema}.jobs
     WHERE id = %(job_id)s AND lease_token = %(token)s AND state = 'running'
     FOR SHARE
 ), ins AS (
-    INSERT INTO conveyor.job_effects (job_id, key, value)
+    INSERT INTO {schema}.job_effects (job_id, key, value)
     SELECT id, %(key)s, %(value)s FROM owner
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -424,49 +424,49 @@ WITH owner AS (
 SELECT EXISTS (SELECT 1 FROM owner) AS owned, EXISTS (SELECT 1 FROM ins) AS recorded
 
 -- name: get_effect
-SELECT value FROM conveyor.job_effects WHERE job_id = %(job_id)s AND key = %(key)s
+SELECT value FROM {schema}.job_effects WHERE job_id = %(job_id)s AND key = %(key)s
 
 -- name: events
-SELECT seq, job_id, at, type, state, data FROM conveyor.job_events
+SELECT seq, job_id, at, type, state, data FROM {schema}.job_events
 WHERE job_id = %(job_id)s AND seq > %(after_seq)s
 ORDER BY seq
 LIMIT %(limit)s
 
 -- name: set_paused
 WITH u AS (
-    INSERT INTO conveyor.queues (name, paused) VALUES (%(queue)s, %(paused)s)
+    INSERT INTO {schema}.queues (name, paused) VALUES (%(queue)s, %(paused)s)
     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
     RETURNING name, paused
 ), nt AS (
-    SELECT pg_notify('conveyor', name) FROM u WHERE NOT paused
+    SELECT pg_notify('{schema}', name) FROM u WHERE NOT paused
 )
 SELECT (SELECT count(*) FROM nt) AS notified
 
 -- name: state_counts
-SELECT queue, state, count(*) AS n FROM conveyor.jobs
+SELECT queue, state, count(*) AS n FROM {schema}.jobs
 WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
 GROUP BY queue, state
 
 -- name: oldest_queued
-SELECT queue, min(run_at) AS oldest FROM conveyor.jobs
+SELECT queue, min(run_at) AS oldest FROM {schema}.jobs
 WHERE state = 'queued' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
 GROUP BY queue
 
 -- name: paused_queues
-SELECT name, paused FROM conveyor.queues
+SELECT name, paused FROM {schema}.queues
 
 -- name: queue_position
-SELECT count(*) AS n FROM conveyor.jobs
+SELECT count(*) AS n FROM {schema}.jobs
 WHERE state = 'queued' AND queue = %(queue)s
   AND (priority > %(priority)s
        OR (priority = %(priority)s AND (run_at < %(run_at)s OR (run_at = %(run_at)s AND id < %(id)s))))
 
 -- name: finished_since
-SELECT count(*) AS n FROM conveyor.jobs
-WHERE finished_at >= conveyor.now(%(off)s) - %(window)s AND queue = %(queue)s
+SELECT count(*) AS n FROM {schema}.jobs
+WHERE finished_at >= {schema}.now(%(off)s) - %(window)s AND queue = %(queue)s
 
 -- name: list_jobs
-SELECT * FROM conveyor.jobs
+SELECT * FROM {schema}.jobs
 WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(task)s::text IS NULL OR task = %(task)s::text)
@@ -491,54 +491,54 @@ WITH s AS MATERIALIZED (
                                               max_attempts int, timeout float8, retry text, run_at float8, delay float8)
     ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay, ord)
     CROSS JOIN LATERAL (
-        SELECT conveyor.now(%(off)s) AS now,
-               coalesce(u.run_at, conveyor.now(%(off)s) + coalesce(u.delay, 0)) AS want
+        SELECT {schema}.now(%(off)s) AS now,
+               coalesce(u.run_at, {schema}.now(%(off)s) + coalesce(u.delay, 0)) AS want
     ) t
 ), ins AS (
-    INSERT INTO conveyor.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
+    INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, depends_on, pending_deps)
     SELECT id, task, queue, tenant, args, state, priority, 0, max_attempts, timeout, retry, stored_run_at,
            now, now, '[]', 0
     FROM s ORDER BY ord
 ), ev AS (
-    INSERT INTO conveyor.job_events (job_id, at, type, state, data)
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', stored_run_at)::text
     FROM s ORDER BY ord
 ), nt AS (
-    SELECT pg_notify('conveyor', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q
+    SELECT pg_notify('{schema}', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q
 )
 SELECT id, state, stored_run_at AS run_at, now AS created_at, (SELECT count(*) FROM nt) AS notified
 FROM s ORDER BY ord
 
 -- name: insert_api_key
-INSERT INTO conveyor.api_keys (key_id, name, tenant, scopes, secret_hash, created_at, revoked_at)
-VALUES (%(key_id)s, %(name)s, %(tenant)s, %(scopes)s, %(secret_hash)s, conveyor.now(%(off)s), NULL)
+INSERT INTO {schema}.api_keys (key_id, name, tenant, scopes, secret_hash, created_at, revoked_at)
+VALUES (%(key_id)s, %(name)s, %(tenant)s, %(scopes)s, %(secret_hash)s, {schema}.now(%(off)s), NULL)
 ON CONFLICT DO NOTHING
 RETURNING *
 
 -- name: find_api_key
-SELECT * FROM conveyor.api_keys WHERE secret_hash = %(secret_hash)s
+SELECT * FROM {schema}.api_keys WHERE secret_hash = %(secret_hash)s
 
 -- name: list_api_keys
-SELECT * FROM conveyor.api_keys ORDER BY created_at, key_id
+SELECT * FROM {schema}.api_keys ORDER BY created_at, key_id
 
 -- name: revoke_api_key
-UPDATE conveyor.api_keys SET revoked_at = conveyor.now(%(off)s)
+UPDATE {schema}.api_keys SET revoked_at = {schema}.now(%(off)s)
 WHERE key_id = %(key_id)s AND revoked_at IS NULL
 
 -- name: take_outbox
 -- Lease up to `limit` free entries, oldest first (the trigger of migration 0002 writes them);
 -- SKIP LOCKED lets concurrent takers share the backlog instead of queueing behind each other.
 WITH picked AS (
-    SELECT seq FROM conveyor.outbox
-    WHERE leased_until <= conveyor.now(%(off)s)
+    SELECT seq FROM {schema}.outbox
+    WHERE leased_until <= {schema}.now(%(off)s)
     ORDER BY seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE conveyor.outbox o SET leased_until = conveyor.now(%(off)s) + %(lease_seconds)s
+UPDATE {schema}.outbox o SET leased_until = {schema}.now(%(off)s) + %(lease_seconds)s
 FROM picked WHERE o.seq = picked.seq
 RETURNING o.seq, o.job_id, o.state, o.at
 
 -- name: ack_outbox
-DELETE FROM conveyor.outbox WHERE seq = ANY(%(seqs)s::bigint[])
+DELETE FROM {schema}.outbox WHERE seq = ANY(%(seqs)s::bigint[])

@@ -23,6 +23,7 @@ from conveyor.backend.protocol import (
     ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -86,7 +87,9 @@ def _is_transient(exc: rexc.ResponseError) -> bool:
 class RedisBackend:
     """Redis engine for ``redis://host:port/db?prefix=NAME`` (prefix defaults to ``conveyor``)."""
 
-    capabilities: frozenset[str] = frozenset({"events", "pause", "effects", "dependencies"})
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.EVENTS, Capability.PAUSE, Capability.EFFECTS, Capability.DEPENDENCIES}
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -164,7 +167,8 @@ class RedisBackend:
     async def close(self) -> None:
         for client in (self._client, self._blocking):
             if client is not None:
-                await client.aclose()
+                # the pool is ours (built in _connect): a client given a pool does not close it
+                await client.aclose(close_connection_pool=True)
         self._client = self._blocking = None
 
     async def migrate(self) -> list[str]:

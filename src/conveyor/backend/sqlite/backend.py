@@ -25,6 +25,7 @@ from conveyor.backend.protocol import (
     ApiKeyRecord,
     ArtifactRequest,
     CancelRequest,
+    Capability,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -98,7 +99,9 @@ class SQLiteBackend:
     (never an application crash) for faster commits; see docs/operations.md.
     """
 
-    capabilities: frozenset[str] = frozenset({"events", "pause", "effects", "dependencies"})
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.EVENTS, Capability.PAUSE, Capability.EFFECTS, Capability.DEPENDENCIES}
+    )
 
     def __init__(self, url: str) -> None:
         self.url = url

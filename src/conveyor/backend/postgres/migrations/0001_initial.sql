@@ -1,14 +1,14 @@
 -- Conveyor schema v1 for PostgreSQL. Everything lives in the "conveyor" schema so it can share
 -- a database with the application (transactional enqueue) without clashing with its tables.
--- Times are double precision epoch seconds read from the database clock (conveyor.now).
+-- Times are double precision epoch seconds read from the database clock ({schema}.now).
 
-CREATE SCHEMA IF NOT EXISTS conveyor;
+CREATE SCHEMA IF NOT EXISTS {schema};
 
 -- The engine clock plus the test hook offset. A plain SQL function: the planner inlines it.
-CREATE OR REPLACE FUNCTION conveyor.now(off double precision) RETURNS double precision
+CREATE OR REPLACE FUNCTION {schema}.now(off double precision) RETURNS double precision
 LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT extract(epoch FROM now())::double precision + off $$;
 
-CREATE TABLE conveyor.jobs (
+CREATE TABLE {schema}.jobs (
     id               text COLLATE "C" PRIMARY KEY,
     task             text NOT NULL,
     queue            text NOT NULL,
@@ -50,23 +50,23 @@ CREATE TABLE conveyor.jobs (
 );
 
 -- The claim path and nothing else: only queued jobs are in it, in claim order.
-CREATE INDEX jobs_claim ON conveyor.jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
+CREATE INDEX jobs_claim ON {schema}.jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
 -- Promotion of due scheduled jobs, the reaper, depth checks, pruning, tenant listings.
-CREATE INDEX jobs_due ON conveyor.jobs (run_at) WHERE state = 'scheduled';
-CREATE INDEX jobs_leases ON conveyor.jobs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX jobs_unready ON conveyor.jobs (queue) WHERE state IN ('waiting', 'scheduled');
-CREATE INDEX jobs_finished ON conveyor.jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_dead ON conveyor.jobs (queue) WHERE state = 'failed';
-CREATE INDEX jobs_tenant ON conveyor.jobs (tenant, id);
+CREATE INDEX jobs_due ON {schema}.jobs (run_at) WHERE state = 'scheduled';
+CREATE INDEX jobs_leases ON {schema}.jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX jobs_unready ON {schema}.jobs (queue) WHERE state IN ('waiting', 'scheduled');
+CREATE INDEX jobs_finished ON {schema}.jobs (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX jobs_dead ON {schema}.jobs (queue) WHERE state = 'failed';
+CREATE INDEX jobs_tenant ON {schema}.jobs (tenant, id);
 
-CREATE TABLE conveyor.job_deps (
+CREATE TABLE {schema}.job_deps (
     depends_on text COLLATE "C" NOT NULL,
     job_id     text COLLATE "C" NOT NULL,
     PRIMARY KEY (depends_on, job_id)
 );
-CREATE INDEX job_deps_job ON conveyor.job_deps (job_id);
+CREATE INDEX job_deps_job ON {schema}.job_deps (job_id);
 
-CREATE TABLE conveyor.idempotency_keys (
+CREATE TABLE {schema}.idempotency_keys (
     tenant       text NOT NULL,
     key          text NOT NULL,
     job_id       text COLLATE "C" NOT NULL,
@@ -74,9 +74,9 @@ CREATE TABLE conveyor.idempotency_keys (
     expires_at   double precision NOT NULL,
     PRIMARY KEY (tenant, key)
 );
-CREATE INDEX idempotency_keys_expiry ON conveyor.idempotency_keys (expires_at);
+CREATE INDEX idempotency_keys_expiry ON {schema}.idempotency_keys (expires_at);
 
-CREATE TABLE conveyor.job_events (
+CREATE TABLE {schema}.job_events (
     seq    bigint GENERATED ALWAYS AS IDENTITY,
     job_id text COLLATE "C" NOT NULL,
     at     double precision NOT NULL,
@@ -86,14 +86,14 @@ CREATE TABLE conveyor.job_events (
     PRIMARY KEY (job_id, seq)
 );
 
-CREATE TABLE conveyor.job_effects (
+CREATE TABLE {schema}.job_effects (
     job_id text COLLATE "C" NOT NULL,
     key    text NOT NULL,
     value  text,
     PRIMARY KEY (job_id, key)
 );
 
-CREATE TABLE conveyor.queues (
+CREATE TABLE {schema}.queues (
     name   text PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false
 );

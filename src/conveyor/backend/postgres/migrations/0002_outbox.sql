@@ -6,31 +6,31 @@
 -- consumer takes rows with a lease (leased_until, FOR UPDATE SKIP LOCKED), turns them into
 -- webhook deliveries, then deletes them. The WHEN clauses keep every other update free.
 
-ALTER TABLE conveyor.jobs ADD COLUMN callback_url text;
+ALTER TABLE {schema}.jobs ADD COLUMN callback_url text;
 
-CREATE TABLE conveyor.outbox (
+CREATE TABLE {schema}.outbox (
     seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id       text COLLATE "C" NOT NULL,
     state        text NOT NULL,
     at           double precision NOT NULL,
     leased_until double precision NOT NULL DEFAULT 0
 );
-CREATE INDEX outbox_job ON conveyor.outbox (job_id);
+CREATE INDEX outbox_job ON {schema}.outbox (job_id);
 
-CREATE FUNCTION conveyor.record_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION {schema}.record_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO conveyor.outbox (job_id, state, at)
+    INSERT INTO {schema}.outbox (job_id, state, at)
     VALUES (NEW.id, NEW.state, coalesce(NEW.finished_at, NEW.updated_at));
     RETURN NULL;
 END
 $$;
 
 -- A job created already terminal (an enqueue whose dependency was canceled).
-CREATE TRIGGER jobs_outbox_insert AFTER INSERT ON conveyor.jobs
+CREATE TRIGGER jobs_outbox_insert AFTER INSERT ON {schema}.jobs
 FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'canceled'))
-EXECUTE FUNCTION conveyor.record_outbox();
+EXECUTE FUNCTION {schema}.record_outbox();
 
 -- Every later transition into a terminal state: complete, fail, reap, cancel (cascades too).
-CREATE TRIGGER jobs_outbox_update AFTER UPDATE OF state ON conveyor.jobs
+CREATE TRIGGER jobs_outbox_update AFTER UPDATE OF state ON {schema}.jobs
 FOR EACH ROW WHEN (NEW.state IN ('succeeded', 'failed', 'canceled') AND NEW.state IS DISTINCT FROM OLD.state)
-EXECUTE FUNCTION conveyor.record_outbox();
+EXECUTE FUNCTION {schema}.record_outbox();
