@@ -21,7 +21,7 @@ from tests.engines import engine_url
 
 def test_a_postgres_url_option_reaches_the_connection_that_serves_keys(tmp_path: Path) -> None:
     app_name = f"conveyor-keys-{uuid.uuid4().hex[:8]}"
-    with engine_url("postgres", tmp_path) as base:
+    with engine_url("postgres", tmp_path, private=True) as base:
         database = base.rsplit("/", 1)[1]
         # one pooled connection: whatever serves a key look-up is that connection
         url = f"{base}?application_name={app_name}&pool_size=1&pool_min=1"
@@ -72,7 +72,7 @@ async def test_keys_of_the_old_sqlite_store_keep_working(tmp_path: Path) -> None
 
 
 async def test_keys_of_the_old_postgres_store_are_carried_over(tmp_path: Path) -> None:
-    with engine_url("postgres", tmp_path) as url:
+    with engine_url("postgres", tmp_path, private=True) as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 "CREATE TABLE conveyor_api_keys (key_id TEXT PRIMARY KEY, name TEXT NOT NULL, tenant TEXT NOT NULL,"

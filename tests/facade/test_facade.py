@@ -30,6 +30,7 @@ from conveyor import (
 )
 from conveyor.backend.protocol import ClaimRequest
 from tests.cli.conftest import make_failed
+from tests.engines import engine_url
 from tests.facade.conftest import Facade, build_app
 
 TWINS = (
@@ -173,7 +174,12 @@ def test_pause_and_resume_a_queue(facade: Facade) -> None:
         facade("pause_queue", " ")
 
 
-def test_migrate_applies_once(store_url: str, tmp_path: Path) -> None:
+def test_migrate_applies_once(engine: str, tmp_path: Path) -> None:
+    with engine_url(engine, tmp_path, private=True) as url:  # a store nobody has migrated yet
+        _migrate_twice(url, tmp_path)
+
+
+def _migrate_twice(store_url: str, tmp_path: Path) -> None:
     for mode in ("sync", "async"):
         facade = Facade(build_app(store_url, tmp_path / "results"), mode)
         try:

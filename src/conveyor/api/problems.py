@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.errors import BackendUnavailable
+from conveyor.errors import BackendUnavailable, InvalidArguments
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "urn:conveyor:problem:"
@@ -174,6 +174,12 @@ def install(app: FastAPI) -> None:
     async def on_unavailable(request: Request, exc: BackendUnavailable) -> JSONResponse:
         problem = unavailable(f"the job engine is unavailable: {exc}")
         return problem_response(503, problem.detail, kind=problem.kind, headers=problem.headers)
+
+    @app.exception_handler(InvalidArguments)
+    async def on_refused_value(request: Request, exc: InvalidArguments) -> JSONResponse:
+        # A value the engine refused (out of range, not storable as text): the input's fault.
+        errors = exc.errors or [{"field": "body", "message": str(exc)}]
+        return problem_response(422, str(exc), kind="invalid-request", errors=errors, instance=request.url.path)
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
