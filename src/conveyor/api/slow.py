@@ -85,25 +85,50 @@ class BodyTimeout:
             return
         deadline = time.monotonic() + self.seconds
         done = False
+        started = False
+        answered = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the 408 went out; whatever the app answers to the aborted read is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         async def timed() -> Message:
-            nonlocal done
+            nonlocal done, answered
             if done:
                 return await receive()  # after the body: only the disconnect notice, no deadline
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise problems.ProblemError(
-                    408,
-                    f"the request body did not arrive within {self.seconds:g} seconds",
-                    kind="request-timeout",
-                    headers={"Connection": "close"},
-                ) from None
+                if not started:
+                    # answered here: FastAPI turns any error while reading a body into a 400
+                    response = problems.problem_response(
+                        408,
+                        f"the request body did not arrive within {self.seconds:g} seconds",
+                        kind="request-timeout",
+                        headers={"Connection": "close"},
+                    )
+                    await response(scope, receive, send)
+                    answered = True
+                raise BodyTimedOut from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 done = True
             return message
 
-        await self.app(scope, timed, send)
+        try:
+            await self.app(scope, timed, guarded)
+        except BodyTimedOut:
+            if not answered:
+                raise
+        except Exception:
+            if not answered:
+                raise
+
+
+class BodyTimedOut(Exception):
+    """Raised into the app when its request body is late (the 408 is already sent)."""
 
 
 class StreamSlots:
