@@ -21,6 +21,9 @@ JSONValue = Any
 """Anything `serde.dumps` accepts: dicts, lists, str, int, float, bool, None."""
 
 DEFAULT_TENANT = "default"
+INTERNAL_TENANT = "conveyor.internal"
+"""Owner of the jobs Conveyor enqueues for itself (webhook deliveries): no API key may have it,
+so no tenant can list, read or cancel them; admins and the CLI see them."""
 DEFAULT_MAX_ATTEMPTS = 3
 """Claims a job gets before it is dead-lettered, unless its task or submit says otherwise."""
 

@@ -39,7 +39,9 @@ def make_app(url: str | None = None, receiver: str | None = None) -> Conveyor:
             WebhookEndpoint(f"{base}/down", SECRET, tasks=("hooks.unlucky",), name="down"),
         ),
         callback_secret=CALLBACK_SECRET,
-        allow_private_callbacks=True,  # the test receiver is on 127.0.0.1
+        # the test receiver is on 127.0.0.1: both opt-ins are explicit, never the default
+        allow_private_callbacks=True,
+        allow_private_endpoints=True,
         max_attempts=DELIVERY_ATTEMPTS,
         retry=FAST,
         timeout=5.0,

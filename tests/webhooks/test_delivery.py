@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from conveyor.types import JobState
+from conveyor.types import INTERNAL_TENANT, JobState
 from tests.apps.webhooks_app import CALLBACK_SECRET, DELIVERY_ATTEMPTS, SECRET
 from tests.webhooks.conftest import Hooks
 
@@ -27,7 +27,7 @@ def test_success_is_announced_once_with_a_valid_signature(hooks: Hooks) -> None:
     assert data["task"] == "hooks.ok" and data["attempts"] == 1
     # webhook-id is the delivery job: stable across its retries, unique per event and endpoint
     assert request.headers["webhook-id"] == delivery.id
-    assert delivery.args["endpoint"] == "main" and delivery.tenant == job.tenant
+    assert delivery.args["endpoint"] == "main" and delivery.tenant == INTERNAL_TENANT
 
 
 def test_a_wrong_secret_or_a_tampered_body_fails_verification(hooks: Hooks) -> None:

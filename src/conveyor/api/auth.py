@@ -24,7 +24,7 @@ from fastapi import Request
 from conveyor.api.keys import SCOPES, hash_secret, split_token, token_matches
 from conveyor.api.problems import ProblemError
 from conveyor.backend.protocol import ApiKeyRecord, Backend
-from conveyor.types import DEFAULT_TENANT
+from conveyor.types import DEFAULT_TENANT, INTERNAL_TENANT
 
 CACHE_SECONDS = 5.0
 COOKIE = "conveyor_key"
@@ -75,9 +75,12 @@ class Authenticator:
         return record
 
     async def principal(self, request: Request) -> Principal:
+        return await self.check_token(_token_of(request))
+
+    async def check_token(self, token: str | None) -> Principal:
+        """The caller a token stands for; a 401 ProblemError when it is missing or not valid."""
         if self.backend is None:
             return ANONYMOUS_ADMIN
-        token = _token_of(request)
         if token is None:
             raise ProblemError(
                 401,
@@ -87,7 +90,13 @@ class Authenticator:
             )
         parts = split_token(token)
         record = await self._lookup(hash_secret(parts[1])) if parts else None
-        if parts is None or record is None or not record.active or not token_matches(record, parts[0]):
+        if (
+            parts is None
+            or record is None
+            or not record.active
+            or record.tenant == INTERNAL_TENANT  # stored by hand into the engine: still never valid
+            or not token_matches(record, parts[0])
+        ):
             raise ProblemError(
                 401,
                 "the API key is not valid (unknown, malformed or revoked)",

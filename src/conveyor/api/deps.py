@@ -4,7 +4,7 @@ of problem responses and headers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Depends, Request
@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 
 from conveyor.api.auth import Authenticator, Principal, require
 from conveyor.api.problems import PROBLEM_JSON
+from conveyor.api.slow import StreamSlots
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend
 
@@ -28,6 +29,10 @@ class ServiceConfig:
     sse_poll: float = 0.25
     """How often an event stream looks for new events of its job."""
     sse_keepalive: float = 10.0
+    body_timeout: float = 30.0
+    """Seconds a request body may take to arrive in full (408 after)."""
+    max_streams_per_key: int = 20
+    """Concurrent event streams one API key may hold in this process (429 above)."""
 
 
 @dataclass
@@ -35,6 +40,10 @@ class Service:
     conveyor: Conveyor
     auth: Authenticator
     config: ServiceConfig
+    streams: StreamSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.streams = StreamSlots(self.config.max_streams_per_key)
 
     async def backend(self) -> Backend:
         return await self.conveyor.backend()

@@ -10,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from conveyor import serde
 from conveyor.api.auth import Principal
-from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, Service, scope, service
+from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
 from conveyor.api.routes_jobs import find_job
-from conveyor.api.schemas import status_of
+from conveyor.api.schemas import event_view, status_of
 from conveyor.backend.protocol import EventsRequest
 from conveyor.errors import BackendUnavailable
 from conveyor.types import JobEvent
@@ -34,7 +35,8 @@ EVENT_DOC = """Each event: `id` = sequence number, `event` = `enqueued` | `state
 `data.data` holds `fraction`/`message` for progress and `error` for failures."""
 
 
-def format_event(event: JobEvent) -> str:
+def format_event(event: JobEvent, internals: bool = False) -> str:
+    """One SSE frame; ``internals`` (admins) keeps worker ids and tracebacks (see ``event_view``)."""
     payload = {
         "seq": event.seq,
         "job_id": event.job_id,
@@ -42,7 +44,7 @@ def format_event(event: JobEvent) -> str:
         "state": event.state.value,
         "status": status_of(event.state),
         "at": datetime.fromtimestamp(event.at, UTC).isoformat(),
-        "data": event.data,
+        "data": event_view(event.job_id, event.type, event.data, internals),
     }
     return f"id: {event.seq}\nevent: {event.type}\ndata: {serde.dumps(payload)}\n\n"
 
@@ -51,7 +53,9 @@ def _ends_stream(event: JobEvent) -> bool:
     return event.type != "progress" and event.state.terminal
 
 
-async def event_stream(svc: Service, request: Request, job_id: str, after: int) -> AsyncIterator[str]:
+async def event_stream(
+    svc: Service, request: Request, job_id: str, after: int, internals: bool = False
+) -> AsyncIterator[str]:
     yield f"retry: {RECONNECT_MS}\n\n"
     last_sent = time.monotonic()
     while True:
@@ -62,7 +66,7 @@ async def event_stream(svc: Service, request: Request, job_id: str, after: int) 
             events = []  # the engine blinked: keep the stream open, resume when it is back
         for event in events:
             after = event.seq
-            yield format_event(event)
+            yield format_event(event, internals)
             last_sent = time.monotonic()
             if _ends_stream(event):
                 return
@@ -95,6 +99,7 @@ async def event_stream(svc: Service, request: Request, job_id: str, after: int) 
         200: {"description": "An event stream ending at the terminal state", "content": {"text/event-stream": {}}},
         **COMMON_ERRORS,
         **NOT_FOUND,
+        429: problem("This API key holds too many open event streams", RETRY_AFTER),
     },
 )
 async def job_events(
@@ -112,4 +117,23 @@ async def job_events(
     if last_event_id is not None and last_event_id.strip().isdigit():
         start = max(start, int(last_event_id.strip()))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(event_stream(svc, request, job_id, start), media_type="text/event-stream", headers=headers)
+    slot = principal.key_id or "anonymous"
+    svc.streams.take(slot)
+    stream = event_stream(svc, request, job_id, start, principal.admin)
+    return SlotStreamingResponse(
+        stream, media_type="text/event-stream", headers=headers, release=lambda: svc.streams.give_back(slot)
+    )
+
+
+class SlotStreamingResponse(StreamingResponse):
+    """A streaming response that gives its stream slot back when it ends, however it ends."""
+
+    def __init__(self, *args: Any, release: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()

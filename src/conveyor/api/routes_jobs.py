@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -16,6 +17,7 @@ from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
+from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
 from conveyor.errors import (
     BackendUnavailable,
@@ -31,8 +33,9 @@ from conveyor.metrics import SUBMIT_SECONDS
 from conveyor.task import CallOptions
 from conveyor.telemetry import JobEnded
 from conveyor.types import Job, JobState
+from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
-from conveyor.webhooks.notifier import internal_task
+from conveyor.webhooks.notifier import WEBHOOK_QUEUE, internal_task
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 JOB_PATH = "/v1/jobs"
@@ -139,9 +142,9 @@ async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float
     return int(min(MAX_RETRY_AFTER, max(1, math.ceil(excess / rate))))
 
 
-async def status_of(backend: Backend, job: Job) -> JobStatus:
+async def status_of(backend: Backend, job: Job, internals: bool = False) -> JobStatus:
     position = await backend.queue_position(job.id) if job.state is JobState.QUEUED else None
-    return JobStatus.from_job(job, position)
+    return JobStatus.from_job(job, position, internals=internals)
 
 
 async def find_job(svc: Service, principal: Principal, job_id: str) -> Job:
@@ -191,8 +194,25 @@ async def submit(
         SUBMIT_SECONDS.labels(str(status)).observe(time.perf_counter() - start)
 
 
+def declared_queues(conveyor: Conveyor) -> list[str]:
+    """Queues a submit may name: the app's ``queues=[...]``, every task's own queue, the internal ones."""
+    return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {WEBHOOK_QUEUE})
+
+
+def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
+    """Refuse a queue the app did not declare: no worker serves it, its depth limit is not the
+    one the operator set, and each new name would be a new metrics label."""
+    allowed = declared_queues(conveyor)
+    if queue is not None and queue not in allowed:
+        message = f"queue {queue!r} is not declared; allowed queues: {', '.join(allowed)}"
+        raise ProblemError(
+            422, message, kind="unknown-queue", errors=[{"field": "body.queue", "message": message}], allowed=allowed
+        )
+
+
 async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
     _check_storable(body)
+    _check_queue(svc.conveyor, body.queue)
     options = CallOptions(
         queue=body.queue,
         priority=body.priority,
@@ -215,7 +235,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
             422, str(exc), kind="invalid-request", errors=[{"field": "body", "message": str(exc)}]
         ) from None
     if body.callback_url is not None:  # stored on the job by the same write: a refused submit leaves nothing
-        request = replace(request, callback_url=_callback_url(svc, body.callback_url))
+        request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
     try:
         backend = await svc.backend()
         result = await svc.conveyor.telemetry.timed("enqueue", backend.enqueue(request))
@@ -294,18 +314,29 @@ def _check_storable(body: SubmitRequest) -> None:
         raise ProblemError(422, f"invalid request: {field}: {reason}", kind="invalid-request", errors=errors)
 
 
-def _callback_url(svc: Service, url: str) -> str:
-    """The callback URL if this server sends callbacks and allows its address; else a 422."""
+async def _callback_url(svc: Service, url: str) -> str:
+    """The callback URL if this server sends callbacks and allows its address; else a 422.
+
+    The host is resolved now so a tenant hears at once that an internal address is refused;
+    the delivery resolves and checks again and connects to the address it checked.
+    """
     settings = svc.conveyor.webhooks
     try:
         if settings is None or not settings.callbacks:
             raise ValueError("is not accepted: this server has no callback secret configured (see docs/webhooks.md)")
-        return check_url(url, allow_private=settings.allow_private_callbacks)
+        check_url(url, allow_private=settings.allow_private_callbacks)
+        parts = urlsplit(url)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            await vetted_addresses(parts.hostname or "", port, settings.allow_private_callbacks)
+        except OSError:
+            raise ValueError("names a host that does not resolve") from None
     except ValueError as exc:
         message = f"callback_url {exc}"
         raise ProblemError(
             422, message, kind="invalid-request", errors=[{"field": "body.callback_url", "message": message}]
         ) from None
+    return url
 
 
 @router.get(
@@ -324,7 +355,7 @@ async def get_job(
     svc = service(request)
     job = await find_job(svc, principal, job_id)
     backend = await svc.backend()
-    body = (await status_of(backend, job)).model_dump(mode="json")
+    body = (await status_of(backend, job, principal.admin)).model_dump(mode="json")
     return JSONResponse(body, headers=job_headers(job, await backend.now()))
 
 
@@ -343,7 +374,8 @@ async def list_jobs(
     scope_tenant = principal.tenant_filter() if not (principal.admin and tenant) else tenant
     flt = JobFilter(scope_tenant, tuple(state or ()), queue, task, limit, cursor)
     page = await (await svc.backend()).list_jobs(flt)
-    return JobList(jobs=[JobStatus.from_job(j) for j in page.jobs], next_cursor=page.next_cursor)
+    jobs = [JobStatus.from_job(j, internals=principal.admin) for j in page.jobs]
+    return JobList(jobs=jobs, next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -364,7 +396,7 @@ async def cancel_job(
         raise ProblemError(404, f"job {job_id} not found", kind="job-not-found") from None
     except InvalidTransition as exc:
         raise ProblemError(409, str(exc), kind="job-finished") from None
-    return JobStatus.from_job(job)
+    return JobStatus.from_job(job, internals=principal.admin)
 
 
 @router.get(

@@ -98,7 +98,7 @@ async def list_dead_letters(
 ) -> JobList:
     flt = JobFilter(None, (JobState.FAILED,), queue, task, limit, cursor)
     page = await (await service(request).backend()).list_jobs(flt)
-    return JobList(jobs=[JobStatus.from_job(j) for j in page.jobs], next_cursor=page.next_cursor)
+    return JobList(jobs=[JobStatus.from_job(j, internals=True) for j in page.jobs], next_cursor=page.next_cursor)
 
 
 @router.post(
@@ -121,7 +121,7 @@ async def redrive_one(
         raise ProblemError(409, f"job {job_id} is {job.state.value}, not failed", kind="not-dead-letter")
     job = await backend.get(job_id)
     assert job is not None
-    return JobStatus.from_job(job)
+    return JobStatus.from_job(job, internals=True)
 
 
 @router.post(

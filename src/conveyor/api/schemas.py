@@ -47,6 +47,33 @@ class JobError(BaseModel):
     message: str = ""
 
 
+def error_view(error: dict[str, Any] | None, internals: bool) -> JobError | None:
+    """A job's error as shown: type and message to tenants, everything (traceback) to operators."""
+    if not error:
+        return None
+    if internals:
+        return JobError.model_validate(error)
+    return JobError(type=str(error.get("type", "Error")), message=str(error.get("message", "")))
+
+
+def event_view(
+    job_id: str, kind: str, data: dict[str, Any], internals: bool, prefix: str = "/v1/jobs"
+) -> dict[str, Any]:
+    """An event's data as the API shows it: never a storage location (an artifact event gets
+    its download URL instead); to tenants also no worker id (host and pid) and no traceback."""
+    out = dict(data)
+    if kind == "artifact":
+        out.pop("location", None)
+        if "name" in out:
+            out["url"] = f"{prefix}/{job_id}/artifacts/{out['name']}"
+    if not internals:
+        out.pop("worker", None)
+        if isinstance(out.get("error"), dict):
+            view = error_view(out["error"], internals=False)
+            out["error"] = view.model_dump() if view else None
+    return out
+
+
 class ArtifactInfo(BaseModel):
     name: str
     size: int
@@ -68,7 +95,9 @@ class JobStatus(BaseModel):
     attempts: int = 0
     max_attempts: int = 1
     progress: Progress | None = None
-    queue_position: int | None = Field(None, description="Jobs claimed before this one; only while queued")
+    queue_position: int | None = Field(
+        None, description="Jobs of every tenant claimed before this one in its queue (global count); only while queued"
+    )
     args: dict[str, Any] = Field(default_factory=dict)
     result: Any = None
     error: JobError | None = None
@@ -85,7 +114,11 @@ class JobStatus(BaseModel):
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_job(cls, job: Job, position: int | None = None, prefix: str = "/v1/jobs") -> JobStatus:
+    def from_job(
+        cls, job: Job, position: int | None = None, prefix: str = "/v1/jobs", *, internals: bool = False
+    ) -> JobStatus:
+        """The status body; ``internals=True`` (operators: admin keys, the CLI) adds the error's
+        traceback, which names server paths a tenant has no business seeing."""
         progress = None
         if job.progress is not None or job.progress_message is not None:
             progress = Progress(fraction=job.progress, message=job.progress_message)
@@ -102,7 +135,7 @@ class JobStatus(BaseModel):
             queue_position=position if job.state is JobState.QUEUED else None,
             args=job.args,
             result=job.result,
-            error=JobError.model_validate(job.error) if job.error else None,
+            error=error_view(job.error, internals),
             artifacts=[
                 ArtifactInfo(
                     name=a.name, size=a.size, content_type=a.content_type, url=f"{prefix}/{job.id}/artifacts/{a.name}"
@@ -142,7 +175,7 @@ class SubmitRequest(BaseModel):
             return None
         from conveyor.webhooks.config import check_url  # the one URL rule, shared with configured endpoints
 
-        return check_url(value)
+        return check_url(value, allow_private=True)  # syntax here; the address rule needs the app's settings
 
 
 class JobList(BaseModel):

@@ -14,6 +14,7 @@ from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
 from conveyor.api.schemas import Problem
+from conveyor.api.slow import BodyTimeout
 from conveyor.app import Conveyor
 from conveyor.metrics import HTTP_REQUESTS
 
@@ -57,6 +58,45 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+DASHBOARD_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+ARTIFACT_CSP = "default-src 'none'; sandbox"
+
+
+class SecurityHeaders:
+    """``nosniff`` on every answer; a strict CSP and ``X-Frame-Options: DENY`` on dashboard pages
+    (no framing: clickjacking), and a sandboxing CSP on artifacts, whose bytes are a tenant's
+    (an HTML artifact must not run script on this origin)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        extra = [(b"x-content-type-options", b"nosniff")]
+        if path.startswith("/dashboard"):
+            extra += [
+                (b"content-security-policy", DASHBOARD_CSP.encode()),
+                (b"x-frame-options", b"DENY"),
+                (b"referrer-policy", b"no-referrer"),
+            ]
+        elif "/artifacts/" in path:
+            extra += [(b"content-security-policy", ARTIFACT_CSP.encode())]
+
+        async def add(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *((n, v) for n, v in extra if n not in names)]
+            await send(message)
+
+        await self.app(scope, receive, add)
 
 
 class RequestCounter:
@@ -159,5 +199,7 @@ def create_app(
     app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(problems.CatchBugs)
     app.add_middleware(BodyLimit, limit=svc.config.max_body)
+    app.add_middleware(BodyTimeout, seconds=svc.config.body_timeout)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestCounter)
     return app

@@ -41,7 +41,7 @@ NO_WORKER_HINT_AFTER = 10.0
 
 def local_status(job: Job, queue_position: int | None = None) -> JobStatus:
     """The status body the job service would answer, with artifacts linked to their files."""
-    status = JobStatus.from_job(job, queue_position)
+    status = JobStatus.from_job(job, queue_position, internals=True)  # the CLI is the operator's
     where = {a.name: a.location for a in job.artifacts}
     artifacts = [a.model_copy(update={"url": where.get(a.name, a.url)}) for a in status.artifacts]
     return status.model_copy(update={"artifacts": artifacts})

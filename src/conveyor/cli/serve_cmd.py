@@ -91,6 +91,16 @@ def serve(
     no_auth: bool = typer.Option(False, "--no-auth", help="Serve without API keys: everyone is admin. Local use only."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes (413 above)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    trusted_proxy: list[str] = typer.Option(
+        [],
+        "--trusted-proxy",
+        help="Address of a reverse proxy whose X-Forwarded-Proto/-For are believed (repeat; default: none).",
+    ),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", help="Seconds a client may take to send headers."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", help="Seconds a request body may take (408 after)."),
+    max_streams_per_key: int = typer.Option(
+        20, "--max-streams-per-key", help="Concurrent event streams per API key (429 above)."
+    ),
 ) -> None:
     """Serve the HTTP job service (and, with --workers, worker nodes) until Ctrl-C or SIGTERM."""
     if not app_spec:
@@ -98,8 +108,10 @@ def serve(
     if concurrency is not None and not workers:
         raise ConfigError("--concurrency sets the executors of the worker nodes started by --workers; give --workers N")
     concurrency = concurrency if concurrency is not None else (os.cpu_count() or 1)
-    if workers < 0 or concurrency < 1 or max_body < 1:
-        raise ConfigError("--workers must be >= 0, --concurrency and --max-body >= 1")
+    if workers < 0 or concurrency < 1 or max_body < 1 or max_streams_per_key < 1:
+        raise ConfigError("--workers must be >= 0, --concurrency, --max-body and --max-streams-per-key >= 1")
+    if header_timeout <= 0 or body_timeout <= 0:
+        raise ConfigError("--header-timeout and --body-timeout must be positive seconds")
     conveyor = load_app(app_spec)
     metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -110,6 +122,7 @@ def serve(
 
     from conveyor.api.deps import ServiceConfig
     from conveyor.api.server import create_app
+    from conveyor.api.slow import header_protocol
 
     if no_auth:
         typer.secho(
@@ -119,12 +132,25 @@ def serve(
             bold=True,
             err=True,
         )
-    api = create_app(conveyor, auth=not no_auth, config=ServiceConfig(max_body=max_body))
+    config = ServiceConfig(max_body=max_body, body_timeout=body_timeout, max_streams_per_key=max_streams_per_key)
+    api = create_app(conveyor, auth=not no_auth, config=config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
     try:
         _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
-        uvicorn.run(api, host=host, port=port, log_level=log_level, lifespan="on", timeout_graceful_shutdown=5)
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            log_level=log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            http=header_protocol(header_timeout),
+            timeout_keep_alive=5,
+            # X-Forwarded-* only from the proxies the operator named (uvicorn trusts 127.0.0.1 by default)
+            proxy_headers=bool(trusted_proxy),
+            forwarded_allow_ips=",".join(trusted_proxy) or "",
+        )
     finally:
         _stop_workers(nodes)
         if metrics_dir:

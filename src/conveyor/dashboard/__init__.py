@@ -1,12 +1,21 @@
 """The dashboard: a few static pages that read the API and its event streams (admin scope).
 
 No build step: one HTML page and one script. The browser authenticates with an admin key that
-the login page stores in a ``conveyor_key`` cookie (HttpOnly, SameSite=Strict), which the API
-accepts like a header, so ``fetch`` and ``EventSource`` need no token handling.
+the login page stores in a ``conveyor_key`` cookie (HttpOnly, SameSite=Strict, Secure when the
+request came over https), which the API accepts like a header, so ``fetch`` and
+``EventSource`` need no token handling.
+
+The login refuses a cross-origin form (login CSRF: a page elsewhere must not sign the browser in
+with the attacker's key) by its ``Origin`` header (``Sec-Fetch-Site`` when there is none), and
+sets the cookie only for a valid admin key. Pages get a strict CSP, ``X-Frame-Options: DENY``
+and ``nosniff`` from ``api/server.py`` ``SecurityHeaders``. Behind a TLS-terminating proxy,
+``conveyor serve --trusted-proxy ADDR`` makes its ``X-Forwarded-Proto`` count, so the cookie
+gets ``Secure``; from anyone else the header is ignored.
 """
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 from urllib.parse import parse_qs
 
@@ -34,7 +43,7 @@ async def index(request: Request) -> Response:
     except ProblemError:
         return RedirectResponse("/dashboard/login", status_code=303)
     if not principal.admin:
-        return HTMLResponse(_page("login.html").replace("{{message}}", "That key lacks the admin scope."), 403)
+        return _login_page("That key lacks the admin scope.", 403)
     return HTMLResponse(_page("index.html"))
 
 
@@ -43,12 +52,33 @@ async def login_form() -> HTMLResponse:
     return HTMLResponse(_page("login.html").replace("{{message}}", ""))
 
 
+def _same_origin(request: Request) -> bool:
+    """True when the form was posted by a page of this very origin (or by a non-browser client)."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == f"{request.url.scheme}://{request.url.netloc}"
+    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+
+def _login_page(message: str, status: int) -> HTMLResponse:
+    return HTMLResponse(_page("login.html").replace("{{message}}", html.escape(message)), status)
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
+    if not _same_origin(request):
+        return _login_page("Sign in from this server's own login page.", 403)
     form = parse_qs((await request.body()).decode(errors="replace"))
     key = (form.get("key") or [""])[0].strip()
+    try:
+        principal = await service(request).auth.check_token(key or None)
+    except ProblemError:
+        return _login_page("That key is not valid.", 401)
+    if not principal.admin:
+        return _login_page("That key lacks the admin scope.", 403)
     response = RedirectResponse("/dashboard/", status_code=303)
-    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", path="/")
+    secure = request.url.scheme == "https"  # the scheme is the proxy's only with --trusted-proxy
+    response.set_cookie(COOKIE, key, httponly=True, samesite="strict", secure=secure, path="/")
     return response
 
 

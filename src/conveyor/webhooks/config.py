@@ -8,7 +8,7 @@ signed with ``callback_secret``; they are refused while it is unset.
 
 from __future__ import annotations
 
-import ipaddress
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 
 from conveyor.errors import ConfigError
 from conveyor.types import RetryPolicy
+from conveyor.webhooks.address import is_public, literal_address
 
 EVENTS = ("job.succeeded", "job.failed", "job.canceled")
 CALLBACK = "callback"
@@ -25,12 +26,13 @@ MAX_URL_LENGTH = 2048
 DELIVERY_RETRY = RetryPolicy(base_delay=5.0, factor=2.0, max_delay=3600.0, jitter=True)
 
 
-def check_url(url: str, *, allow_private: bool = True) -> str:
+def check_url(url: str, *, allow_private: bool = False) -> str:
     """Return ``url`` if it is an absolute http(s) URL Conveyor may POST to; raise ValueError.
 
-    With ``allow_private=False`` a literal loopback, private or link-local IP address is refused
-    (a tenant must not make the worker call the cloud metadata service or an internal admin
-    port). Host names are not resolved here, see docs/webhooks.md.
+    Without ``allow_private`` a host that spells a non-public IP address in any form
+    (``127.1``, ``2130706433``, ``0x7f000001``, ``[::ffff:127.0.0.1]``, 169.254.169.254, ...)
+    or ``localhost`` is refused. Host names are resolved, and their addresses checked again,
+    when the request is sent (``webhooks/address.py``): this check is only the early answer.
     """
     if not isinstance(url, str) or not url:
         raise ValueError("must be a non-empty URL")
@@ -51,16 +53,25 @@ def check_url(url: str, *, allow_private: bool = True) -> str:
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; the request is signed instead")
     if not allow_private:
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
-        if host == "localhost" or (
-            address is not None
-            and (address.is_private or address.is_loopback or address.is_link_local or address.is_unspecified)
-        ):
-            raise ValueError("must not point at a loopback, private or link-local address")
+        address = literal_address(host)
+        name = host.rstrip(".").lower()
+        if name == "localhost" or name.endswith(".localhost") or (address is not None and not is_public(address)):
+            raise ValueError("must not point at a loopback, private, link-local or otherwise non-public address")
     return url
+
+
+def redact_url(url: str | None) -> str:
+    """``url`` fit for logs and error messages: no user info, query or fragment (tokens live there)."""
+    if not url:
+        return "-"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid url>"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}{port}{parts.path}{'?...' if parts.query else ''}"
 
 
 def check_secret(secret: str) -> str:
@@ -93,9 +104,9 @@ class WebhookEndpoint:
 
     def __post_init__(self) -> None:
         try:
-            check_url(self.url)
+            check_url(self.url, allow_private=True)  # the address rule is the settings' (allow_private_endpoints)
         except ValueError as exc:
-            raise ConfigError(f"webhook url {self.url!r} {exc}") from None
+            raise ConfigError(f"webhook url {redact_url(self.url)!r} {exc}") from None
         check_secret(self.secret)
         unknown = set(self.events) - set(EVENTS)
         if unknown or not self.events:
@@ -103,7 +114,7 @@ class WebhookEndpoint:
         object.__setattr__(self, "events", tuple(self.events))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         if not self.name:
-            object.__setattr__(self, "name", self.url)
+            object.__setattr__(self, "name", "endpoint-" + hashlib.sha256(self.url.encode()).hexdigest()[:12])
         if self.name == CALLBACK:
             raise ConfigError(f"webhook name {CALLBACK!r} is reserved for per-submit callbacks")
 
@@ -122,11 +133,18 @@ class WebhookSettings:
     ``Conveyor(webhooks=[endpoint, ...])`` is the short form with default delivery options.
     ``max_attempts`` and ``retry`` drive the delivery jobs (exponential backoff, then the dead
     letter set); ``timeout`` bounds one HTTP request.
+
+    Deliveries reach public addresses only: every host is resolved when a request is sent and
+    the request goes to the address that was checked. ``allow_private_endpoints=True`` lets the
+    operator's own ``endpoints`` reach loopback / private addresses (an internal receiver,
+    local development); ``allow_private_callbacks=True`` does the same for tenants'
+    ``callback_url`` and is meant for local development only (it re-opens SSRF).
     """
 
     endpoints: tuple[WebhookEndpoint, ...] = ()
     callback_secret: str | None = None
     allow_private_callbacks: bool = False
+    allow_private_endpoints: bool = False
     max_attempts: int = 10
     retry: RetryPolicy = field(default_factory=lambda: DELIVERY_RETRY)
     timeout: float = 10.0
@@ -138,6 +156,15 @@ class WebhookSettings:
             raise ConfigError("two webhook endpoints have the same name; give each a distinct name=")
         if self.callback_secret is not None:
             check_secret(self.callback_secret)
+        if not self.allow_private_endpoints:
+            for endpoint in self.endpoints:
+                try:
+                    check_url(endpoint.url)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"webhook endpoint {endpoint.name!r} {exc} "
+                        "(set allow_private_endpoints=True for an internal receiver)"
+                    ) from None
         if self.max_attempts < 1:
             raise ConfigError("webhook max_attempts must be at least 1")
         if self.timeout <= 0:
@@ -150,6 +177,10 @@ class WebhookSettings:
     @property
     def callbacks(self) -> bool:
         return self.callback_secret is not None
+
+    def allow_private(self, name: str) -> bool:
+        """Whether deliveries to endpoint ``name`` may reach non-public addresses."""
+        return self.allow_private_callbacks if name == CALLBACK else self.allow_private_endpoints
 
     def endpoint(self, name: str) -> WebhookEndpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)

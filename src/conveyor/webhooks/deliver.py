@@ -5,6 +5,11 @@ answer, a timeout, a refused connection) fails the attempt and the worker retrie
 app's webhook backoff; after ``max_attempts`` it is a dead letter, listed in
 ``/v1/dead-letters`` and redrivable. The ``webhook-id`` is the delivery job's id, the same on
 every retry, so receivers deduplicate on it.
+
+The request goes through ``address.vetted_transport``: the host is resolved and every address
+checked when connecting, and the connection goes to the checked address (no second look-up).
+A refused address is not retried. The receiver's answer body is never stored: the delivery
+job's error names the event, the redacted URL and the status only.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from standardwebhooks import Webhook
 from conveyor import serde
 from conveyor.context import JobContext
 from conveyor.errors import ConveyorError
-from conveyor.webhooks.config import CALLBACK, WebhookSettings
+from conveyor.webhooks.address import PrivateAddress, vetted_transport
+from conveyor.webhooks.config import CALLBACK, WebhookSettings, redact_url
 from conveyor.webhooks.notifier import DELIVER_TASK, WEBHOOK_QUEUE
 from conveyor.worker.errors import DoNotRetry
 
@@ -26,7 +32,6 @@ if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
 USER_AGENT = "Conveyor-Webhooks/1"
-MAX_ERROR_BODY = 300
 
 
 class DeliveryFailed(ConveyorError):
@@ -59,14 +64,19 @@ def install(app: Conveyor, settings: WebhookSettings) -> None:
             raise DoNotRetry(f"webhook endpoint {endpoint!r} is not configured on this worker's app")
         body = serde.dumps(payload)
         headers = signed_headers(secret, ctx.job_id, body)
+        shown = redact_url(target)
+        transport = vetted_transport(settings.allow_private(endpoint))
         try:
-            async with httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False) as client:
+            async with httpx.AsyncClient(
+                transport=transport, timeout=settings.timeout, follow_redirects=False, trust_env=False
+            ) as client:
                 response = await client.post(target, content=body.encode(), headers=headers)
+        except PrivateAddress as exc:
+            raise DoNotRetry(f"{event} to {shown}: refused: {exc}") from None
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{event} to {target}: {type(exc).__name__}: {exc}") from None
+            raise DeliveryFailed(f"{event} to {shown}: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:
-            text = response.text[:MAX_ERROR_BODY]
-            raise DeliveryFailed(f"{event} to {target}: HTTP {response.status_code} {text}".rstrip())
+            raise DeliveryFailed(f"{event} to {shown}: HTTP {response.status_code}")
         return {"status": response.status_code, "attempt": ctx.attempt}
 
     app.task(

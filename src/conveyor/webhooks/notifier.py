@@ -34,7 +34,7 @@ from conveyor.backend.protocol import Backend, OutboxEntry, OutboxRequest
 from conveyor.errors import DuplicateJobId, IdempotencyConflict
 from conveyor.task import CallOptions
 from conveyor.telemetry import Event, JobEnded
-from conveyor.types import Job, JobState
+from conveyor.types import INTERNAL_TENANT, Job, JobState
 from conveyor.webhooks.config import CALLBACK
 
 if TYPE_CHECKING:
@@ -62,10 +62,14 @@ def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
 
-def event_payload(job: Job, event: str, at: float | None = None) -> dict[str, Any]:
-    """The Standard Webhooks body: type, time of the end, and the job's status body."""
+def event_payload(job: Job, event: str, at: float | None = None, internals: bool = True) -> dict[str, Any]:
+    """The Standard Webhooks body: type, time of the end, and the job's status body.
+
+    ``internals=False`` (a tenant's ``callback_url``) leaves out what only operators see, such
+    as the error's traceback; the operator's configured endpoints get it."""
     ended = at if at is not None else (job.finished_at or job.updated_at)
-    return {"type": event, "timestamp": _iso(ended), "data": JobStatus.from_job(job).model_dump(mode="json")}
+    status = JobStatus.from_job(job, internals=internals)
+    return {"type": event, "timestamp": _iso(ended), "data": status.model_dump(mode="json")}
 
 
 def idempotency_key(job_id: str, event: str, endpoint: str, at: float) -> str:
@@ -169,9 +173,9 @@ class OutboxConsumer:
             LOGGER.info(
                 "webhooks: job %s is %s again; announcing its %s with its current record", job.id, job.state, event
             )
-        payload = event_payload(job, event, entry.at)
         ok = True
         for endpoint, url in targets:
+            payload = event_payload(job, event, entry.at, internals=endpoint != CALLBACK)
             args = {"job_id": job.id, "event": event, "endpoint": endpoint, "url": url, "payload": payload}
             ok = await self._enqueue(job, args, idempotency_key(job.id, event, endpoint, entry.at), entry.at) and ok
         return ok
@@ -188,7 +192,8 @@ class OutboxConsumer:
         return out
 
     async def _enqueue(self, job: Job, args: dict[str, Any], key: str, at: float) -> bool:
-        options = CallOptions(idempotency_key=key, tenant=job.tenant)
+        # owned by the internal tenant: the job's tenant must not see (or cancel) the operator's deliveries
+        options = CallOptions(idempotency_key=key, tenant=INTERNAL_TENANT)
         request = self.app.build_request(DELIVER_TASK, args, options)
         request = replace(request, job_id=delivery_id(key, at))
         try:

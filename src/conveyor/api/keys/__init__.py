@@ -19,6 +19,7 @@ import secrets
 
 from conveyor.backend.protocol import ApiKeyRecord, CreateKeyRequest
 from conveyor.errors import ConfigError
+from conveyor.types import INTERNAL_TENANT
 
 SCOPES = ("submit", "read", "admin")
 PREFIX = "cvk"
@@ -39,6 +40,8 @@ def new_key(name: str, tenant: str, scopes: list[str] | tuple[str, ...]) -> tupl
     """The engine request that stores a fresh key, and the full token to hand to the user (shown once)."""
     if not tenant or len(tenant) > 200:
         raise ConfigError("tenant must be a non-empty name of at most 200 characters")
+    if tenant == INTERNAL_TENANT:
+        raise ConfigError(f"tenant {INTERNAL_TENANT!r} is reserved for Conveyor's own jobs; no key may have it")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     request = CreateKeyRequest(key_id, hash_secret(secret), tenant, check_scopes(scopes), name or key_id)

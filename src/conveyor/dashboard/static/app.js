@@ -17,7 +17,7 @@ async function api(path, options = {}) {
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 function bar(p) {
   if (!p || p.fraction == null) return esc(p?.message || "");
-  return `<span class="bar"><span style="width:${Math.round(p.fraction * 100)}%"></span></span> ${Math.round(p.fraction * 100)}% ${esc(p.message || "")}`;
+  return `<progress max="100" value="${Math.round(p.fraction * 100)}"></progress> ${Math.round(p.fraction * 100)}% ${esc(p.message || "")}`;
 }
 function jobRows(jobs, extra = () => "") {
   if (!jobs.length) return `<p class="muted">No jobs.</p>`;
