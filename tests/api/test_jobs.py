@@ -199,7 +199,9 @@ def test_dead_letters_and_redrive(stack: Stack) -> None:
         letters = admin.get("/v1/dead-letters", params={"task": "boom"}).json()["jobs"]
         assert job_id in {j["id"] for j in letters}
         redriven = admin.post(f"/v1/dead-letters/{job_id}:redrive")
-        assert redriven.status_code == 200 and redriven.json()["attempts"] == 0
+        # The answer is the job as read just after the redrive: a worker may already have taken
+        # it (attempts 1) or even failed it again, so only its identity is certain here.
+        assert redriven.status_code == 200 and redriven.json()["id"] == job_id
         wait_until(lambda: http.get(f"/v1/jobs/{job_id}").json()["attempts"] == 1, what="job to rerun")
         wait_until(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "failed", what="job to fail again")
         bulk = admin.post("/v1/dead-letters:redrive", json={"task": "boom"})
