@@ -1,0 +1,47 @@
+"""Delayed jobs and retries start at their due time, not on the 1 s promotion tick.
+
+An idle node sleeps until the earliest due job of its queues and is woken when an earlier one
+is enqueued (or a retry is scheduled). Lateness is measured with the engine's own timestamps
+(``started_at - run_at``, both written by the engine), so the test does not time the machine;
+the bound (``LATE``) is half the old tick, so it fails on a tick-driven start but leaves room
+for a loaded machine.
+"""
+
+from __future__ import annotations
+
+from conveyor.task import CallOptions
+from conveyor.types import JobState
+from tests.faults.helpers import Cluster
+
+LATE = 0.5
+"""Seconds a due job may start after its run_at (the old promotion tick was 1 s)."""
+
+
+def _lateness(cluster: Cluster, job_id: str) -> float:
+    job = cluster.wait_state(job_id, JobState.SUCCEEDED)
+    assert job.started_at is not None
+    return job.started_at - job.run_at
+
+
+def test_delayed_jobs_start_at_their_due_time(cluster: Cluster) -> None:
+    cluster.node(concurrency=4)
+    warm = cluster.app.enqueue("basic.async_sleep", {"seconds": 0})
+    cluster.wait_state(warm.id, JobState.SUCCEEDED)  # the node is up and idle in its wait
+    # Due times a quarter second apart span a whole tick: on a 1 s tick one of them would be
+    # at least 0.75 s late, whatever the tick's phase.
+    jobs = [
+        cluster.app.enqueue("basic.async_sleep", {"seconds": 0}, CallOptions(delay=delay))
+        for delay in (1.05, 0.8, 0.55, 0.3)  # latest first: each one is a new earliest due job
+    ]
+    late = {job.id: _lateness(cluster, job.id) for job in jobs}
+    assert all(-0.01 <= lag < LATE for lag in late.values()), late
+
+
+def test_a_retry_starts_at_its_due_time(cluster: Cluster) -> None:
+    cluster.node(concurrency=2)
+    job = cluster.app.enqueue("basic.flaky", {"fail_times": 2})  # retries due 0.2 s, then 0.4 s later
+    done = cluster.wait_state(job.id, JobState.SUCCEEDED)
+    assert done.attempts == 3
+    assert done.started_at is not None
+    lag = done.started_at - done.run_at
+    assert -0.01 <= lag < LATE, lag
