@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from conveyor.telemetry import Event, JobEnded, Telemetry
 from conveyor.worker.logs import log
@@ -41,7 +42,7 @@ class Tally:
             self.retried += 1
         self.run_seconds += event.run_seconds or 0.0
 
-    def fields(self) -> dict[str, float | int]:
+    def fields(self) -> dict[str, Any]:
         mean = self.run_seconds / self.jobs if self.jobs else 0.0
         return {"succeeded": self.succeeded, "failed": self.failed, "retried": self.retried, "mean_run_s": mean}
 
