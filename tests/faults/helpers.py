@@ -92,7 +92,10 @@ class WorkerNode:
         worker_id: str | None = None,
         extra: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        log_level: str = "debug",
     ) -> None:
+        """``log_level`` is debug by default: the tests follow jobs by their per-job lines
+        (``job.start``, a successful ``job.finish``), which a node logs at DEBUG only."""
         self.url = url
         self.id = worker_id or f"node-{uuid.uuid4().hex[:6]}"
         self.log_path = log_dir / f"{self.id}.log"
@@ -116,7 +119,7 @@ class WorkerNode:
             "--id",
             self.id,
             "--log-level",
-            "debug",
+            log_level,
             *extra,
         ]
         self.env = {**os.environ, "CONVEYOR_URL": url, "PYTHONUNBUFFERED": "1", **(env or {})}

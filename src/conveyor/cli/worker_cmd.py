@@ -48,6 +48,9 @@ def worker(
     ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
+    summary_interval: float = typer.Option(
+        60.0, "--summary-interval", help="Seconds between INFO summaries of ended jobs (per-job lines are DEBUG)."
+    ),
 ) -> None:
     """Run a worker node: claim jobs from QUEUES and run them until SIGTERM (or, with --burst, until done)."""
     if not app_spec:
@@ -74,6 +77,7 @@ def worker(
         grace=grace,
         worker_id=worker_id if worker_id is not None else default_worker_id(),
         burst=burst,
+        summary_interval=summary_interval,
         maintenance=MaintenanceConfig(
             reap_interval=reap_interval or max(0.2, min(5.0, lease / 2)),
             retention=retention_days * DAY,

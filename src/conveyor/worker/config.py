@@ -58,6 +58,8 @@ class WorkerConfig:
     burst: bool = False
     poll_interval: float = 1.0
     """Longest idle wait between claim attempts when no notification arrives."""
+    summary_interval: float = 60.0
+    """Seconds between two INFO ``worker.summary`` lines (per-job lines are DEBUG)."""
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
 
@@ -94,6 +96,8 @@ class WorkerConfig:
             raise ConfigError(f"--lease must be positive seconds, got {self.lease}")
         if self.heartbeat is not None and not 0 < self.heartbeat < self.lease:
             raise ConfigError(f"--heartbeat must be positive and below --lease ({self.lease}), got {self.heartbeat}")
+        if self.summary_interval <= 0:
+            raise ConfigError(f"--summary-interval must be positive seconds, got {self.summary_interval}")
         if self.grace < 0:
             raise ConfigError(f"--grace must not be negative, got {self.grace}")
         if not self.worker_id.strip():

@@ -140,4 +140,4 @@ class JobRunner:
         run.executing = True
         run.started = time.monotonic()
         job = run.job
-        log("job.start", id=job.id, task=job.task, queue=job.queue, attempt=job.attempts)
+        log("job.start", logging.DEBUG, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts)

@@ -101,7 +101,7 @@ class OutcomeRecorder:
     async def _succeeded(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         if await self.acks.complete(CompleteRequest(run.job.id, run.lease.token, outcome.result)):
             self.telemetry.emit(JobEnded(run.job.id, run.job.task, "succeeded", run.elapsed))
-            log("job.finish", outcome="succeeded", **base)
+            log("job.finish", logging.DEBUG, outcome="succeeded", **base)  # counted in worker.summary
         else:
             log("job.refused", logging.WARNING, outcome="succeeded", reason="lease lost", **base)
 

@@ -36,6 +36,7 @@ from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeRecorder
 from conveyor.worker.pool import ExecutorPool
 from conveyor.worker.shutdown import SIGNALS, Shutdown
+from conveyor.worker.summary import Summary
 
 
 class Worker:
@@ -92,6 +93,7 @@ class Worker:
         claims = ClaimLoop(
             backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining, self.app.telemetry
         )
+        summary = Summary(self.app.telemetry, cfg.worker_id, cfg.summary_interval)
         self.pool.start()
         log(
             "worker.start",
@@ -107,6 +109,7 @@ class Worker:
                 heartbeat_loop(backend, runner.held, cfg.heartbeat_interval, cfg.lease, self.app.telemetry)
             ),
             asyncio.ensure_future(Maintenance(backend, cfg.maintenance, self.app).run()),
+            asyncio.ensure_future(summary.run()),
         ]
         if cfg.max_executors > cfg.min_executors:
             scaler = Autoscaler(
@@ -132,6 +135,7 @@ class Worker:
                 loop.remove_signal_handler(sig)
             await self.pool.close()
             await self.app.aclose()
+            summary.close()
         log("worker.stop", id=cfg.worker_id)
         return 0
 

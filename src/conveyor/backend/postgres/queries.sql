@@ -93,7 +93,7 @@ WITH t AS (
     SELECT id, created_at, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', run_at)::text
     FROM ins
 ), nt AS (
-    SELECT pg_notify('{schema}', queue) FROM ins WHERE state = 'queued'
+    SELECT pg_notify('{schema}', queue) FROM ins WHERE state IN ('queued', 'scheduled')
 )
 SELECT ins.*, (SELECT count(*) FROM nt) AS notified FROM ins
 
@@ -230,7 +230,7 @@ WITH ready AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, '{}' FROM upd WHERE state <> 'waiting'
 ), nt AS (
-    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state = 'queued') q
+    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state IN ('queued', 'scheduled')) q
 )
 SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
 
@@ -505,7 +505,7 @@ WITH s AS MATERIALIZED (
     SELECT id, now, 'enqueued', state, json_build_object('queue', queue, 'task', task, 'run_at', stored_run_at)::text
     FROM s ORDER BY ord
 ), nt AS (
-    SELECT pg_notify('{schema}', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state = 'queued') q
+    SELECT pg_notify('{schema}', q.queue) FROM (SELECT DISTINCT queue FROM s WHERE state IN ('queued', 'scheduled')) q
 )
 SELECT id, state, stored_run_at AS run_at, now AS created_at, (SELECT count(*) FROM nt) AS notified
 FROM s ORDER BY ord

@@ -700,21 +700,27 @@ class SQLiteBackend:
 
         The watching runs in a helper thread on its own connection with a plain sleep between
         checks, so an idle node costs a few microseconds per check instead of an event-loop
-        round trip, and the engine's connection thread stays free for heartbeats.
+        round trip, and the engine's connection thread stays free for heartbeats. The wait is
+        cut short to the earliest scheduled run_at of these queues, so delayed jobs and retries
+        start on time (the claim promotes them) instead of on the promotion tick; an earlier one
+        enqueued meanwhile is a commit, which ends the wait, and the next wait sees it.
         """
         stop = threading.Event()
         try:
-            await asyncio.to_thread(self._watch_data_version, timeout, stop)
+            await asyncio.to_thread(self._watch_data_version, queues, timeout, stop)
         finally:
             stop.set()  # the awaiting task was canceled or woke up: end the thread's loop too
 
-    def _watch_data_version(self, timeout: float, stop: threading.Event) -> None:
+    def _watch_data_version(self, queues: tuple[str, ...], timeout: float, stop: threading.Event) -> None:
         conn = getattr(self._watchers, "conn", None)
         if conn is None:
             conn = self._watchers.conn = self._connect()
         version = "PRAGMA data_version"
         try:
-            start = conn.execute(version).fetchone()[0]
+            start = conn.execute(version).fetchone()[0]  # before next_due: a later commit still wakes
+            due = conn.execute(SQL["next_due"], {"queues": serde.dumps(list(queues))}).fetchone()["due"]
+            if due is not None:
+                timeout = min(timeout, max(0.0, float(due) - self._clock()) + 0.001)
             deadline = time.monotonic() + timeout
             while not stop.wait(min(WATCH_INTERVAL, max(0.0, deadline - time.monotonic()))):
                 if conn.execute(version).fetchone()[0] != start or time.monotonic() >= deadline:

@@ -252,3 +252,7 @@ RETURNING seq, job_id, state, at
 
 -- name: ack_outbox
 DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(:seqs))
+
+-- name: next_due
+SELECT min(run_at) AS due FROM jobs
+WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues))

@@ -96,7 +96,12 @@ local function index_add(j, state)
     redis.call('ZADD', B .. ':ready:' .. q, -tonumber(j.priority), ready_member(j))
     redis.call('ZADD', age_key(j), j.run_at, j.id)
   elseif state == 'scheduled' then
-    redis.call('ZADD', B .. ':sched:' .. q, j.run_at, j.id)
+    local sched = B .. ':sched:' .. q
+    redis.call('ZADD', sched, j.run_at, j.id)
+    -- the new earliest due job of its queue: a worker sleeping until the old head must recompute
+    if redis.call('ZRANGE', sched, 0, 0)[1] == j.id then
+      wake(q)
+    end
   elseif state == 'running' then
     redis.call('ZADD', B .. ':leases', j.lease_expires_at, j.id)
   elseif state == 'succeeded' or state == 'canceled' then
