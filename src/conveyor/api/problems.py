@@ -155,6 +155,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(err.get("type") == "json_invalid" for err in exc.errors()):
+            # not JSON at all: a 400 (docs/api.md), not a field error with a made-up field name
+            return problem_response(
+                400, "the request body is not valid JSON", kind="invalid-json", instance=request.url.path
+            )
         errors = []
         for err in exc.errors():
             message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))

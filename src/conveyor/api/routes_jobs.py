@@ -8,13 +8,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
+from conveyor.api.limits import unstorable_value
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
@@ -37,10 +39,23 @@ from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
 from conveyor.webhooks.notifier import WEBHOOK_QUEUE, internal_task
 
+
+
+class JobIdConvertor(StringConvertor):
+    """A job id never holds ':', so ``/v1/jobs/{id}:cancel`` is never read as the id ``{id}:cancel``
+    (an OPTIONS or GET there must name the cancel route's methods, not the status route's)."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("jobid", JobIdConvertor())
 router = APIRouter(prefix="/v1", tags=["jobs"])
 JOB_PATH = "/v1/jobs"
 MAX_RETRY_AFTER = 600
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# 1-255 printable ASCII characters other than '"', bare or as a quoted sf-string: the one rule,
+# in the OpenAPI document (pattern) and on the server
+IDEMPOTENCY_KEY_PATTERN = r'^([\x21\x23-\x7e]{1,255}|"[\x21\x23-\x7e]{1,255}")$'
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 LOCATION_HEADERS = {
     "Location": {"description": "URL of the job's status", "schema": {"type": "string"}},
@@ -117,16 +132,15 @@ def idempotency_key_of(raw: str | None) -> str | None:
     if raw is None:
         return None
     key = raw.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
+        message = '1-255 printable ASCII characters other than \'"\', optionally in double quotes'
         raise ProblemError(
             422,
-            "Idempotency-Key must be 1-255 printable ASCII characters",
+            f"Idempotency-Key must be {message}",
             kind="invalid-request",
-            errors=[{"field": "header.Idempotency-Key", "message": "1-255 printable ASCII characters"}],
+            errors=[{"field": "header.Idempotency-Key", "message": message}],
         )
-    return key
+    return key[1:-1] if key.startswith('"') else key
 
 
 async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float) -> int:
@@ -176,7 +190,7 @@ async def submit(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=257,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Makes the submit safe to retry: a replay returns the original job (retention: see docs)",
         ),
     ] = None,
@@ -307,7 +321,8 @@ def _check_storable(body: SubmitRequest) -> None:
         if reason:
             found = (name, reason)
             break
-    found = found or _unstorable_args(body.args, "args")
+    # values first: bounded depth, so the recursive text check below cannot exhaust the stack
+    found = found or unstorable_value(body.args, "args") or _unstorable_args(body.args, "args")
     if found is not None:
         field, reason = found
         errors = [{"field": field, "message": reason}]
@@ -340,7 +355,7 @@ async def _callback_url(svc: Service, url: str) -> str:
 
 
 @router.get(
-    "/jobs/{job_id}",
+    "/jobs/{job_id:jobid}",
     response_model=JobStatus,
     summary="Status of a job",
     responses={
@@ -399,6 +414,13 @@ async def cancel_job(
     return JobStatus.from_job(job, internals=principal.admin)
 
 
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` fallback for old clients and the exact UTF-8 ``filename*``."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+
 @router.get(
     "/jobs/{job_id}/artifacts/{name}",
     summary="Download a result file of a job",
@@ -430,6 +452,5 @@ async def download_artifact(
         yield first
         yield from chunks
 
-    safe = name.replace('"', "").replace("\r", "").replace("\n", "")
-    headers = {"Content-Disposition": f'attachment; filename="{safe}"'}
+    headers = {"Content-Disposition": content_disposition(name)}
     return StreamingResponse(stream(), media_type=artifact.content_type, headers=headers)

@@ -45,19 +45,39 @@ class BodyLimit:
                 await response(scope, receive, send)
                 return
         seen = 0
+        over = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise problems.ProblemError(
                         413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
                     )
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: Message) -> None:
+            # FastAPI turns any error while reading the body into its own 400: once the body is
+            # over the limit, that answer is dropped and the 413 below is sent instead
+            nonlocal started
+            if over and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except problems.ProblemError:
+            if not over or started:
+                raise
+        if over and not started:
+            response = problems.problem_response(
+                413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
+            )
+            await response(scope, receive, send)
 
 
 DASHBOARD_CSP = (
