@@ -90,7 +90,7 @@ def test_the_idempotency_key_rule_is_the_same_in_the_schema_and_on_the_server(st
     schema = header["schema"]
     schema = next(s for s in schema.get("anyOf", [schema]) if s.get("type") == "string")
     pattern = re.compile(schema["pattern"])
-    candidates = ["k" * 255, "k" * 256, '"' + "k" * 255 + '"', '""', "a\"b", '"a', "key-1", "a b", "é"]
+    candidates = ["k" * 255, "k" * 256, '"' + "k" * 255 + '"', '""', 'a"b', '"a', "key-1", "a b", "é"]
     with stack.server.http(stack.tenant_a) as http:
         for key in candidates:
             if not key.isascii():

@@ -40,7 +40,6 @@ from conveyor.webhooks.config import check_url
 from conveyor.webhooks.notifier import WEBHOOK_QUEUE, internal_task
 
 
-
 class JobIdConvertor(StringConvertor):
     """A job id never holds ':', so ``/v1/jobs/{id}:cancel`` is never read as the id ``{id}:cancel``
     (an OPTIONS or GET there must name the cancel route's methods, not the status route's)."""
@@ -133,7 +132,7 @@ def idempotency_key_of(raw: str | None) -> str | None:
         return None
     key = raw.strip()
     if not _KEY_RE.fullmatch(key):
-        message = '1-255 printable ASCII characters other than \'"\', optionally in double quotes'
+        message = "1-255 printable ASCII characters other than '\"', optionally in double quotes"
         raise ProblemError(
             422,
             f"Idempotency-Key must be {message}",
@@ -418,7 +417,6 @@ def content_disposition(name: str) -> str:
     """RFC 6266: an ASCII ``filename`` fallback for old clients and the exact UTF-8 ``filename*``."""
     fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
 
 
 @router.get(

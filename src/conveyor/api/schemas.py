@@ -157,7 +157,9 @@ class JobStatus(BaseModel):
         )
 
 
-CALLBACK_URL_PATTERN = r"^[hH][tT][tT][pP][sS]?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$"
+CALLBACK_URL_PATTERN = (
+    r"^[hH][tT][tT][pP][sS]?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$"
+)
 """The shape of a callback URL (the server also refuses non-public addresses, see docs/webhooks.md)."""
 
 
