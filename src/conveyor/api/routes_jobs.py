@@ -16,6 +16,7 @@ from starlette.convertors import StringConvertor, register_url_convertor
 
 from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
+from conveyor.api.forwarded import public_base
 from conveyor.api.limits import unstorable_value
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
@@ -57,8 +58,14 @@ IDEMPOTENCY_KEY_PATTERN = r'^([\x21\x23-\x7e]{1,255}|"[\x21\x23-\x7e]{1,255}")$'
 _KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 LOCATION_HEADERS = {
-    "Location": {"description": "URL of the job's status", "schema": {"type": "string"}},
-    "Operation-Location": {"description": "Same as Location (Azure LRO convention)", "schema": {"type": "string"}},
+    "Location": {
+        "description": "Absolute URL of the job's status (base: serve --public-url, trusted proxy headers or the request)",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Operation-Location": {
+        "description": "Same as Location (Azure LRO convention)",
+        "schema": {"type": "string", "format": "uri"},
+    },
     **RETRY_AFTER,
 }
 
@@ -114,10 +121,12 @@ def submission_body(job: Job, initial: JobState, run_at: float) -> dict[str, Any
     return JobStatus.from_job(snapshot).model_dump(mode="json")
 
 
-def job_headers(job: Job, now: float, location: bool = False) -> dict[str, str]:
+def job_headers(job: Job, now: float, base: str | None = None) -> dict[str, str]:
+    """Retry-After until the job is terminal; with ``base`` (the public base URL) also the absolute
+    ``Location``/``Operation-Location`` that generic LRO pollers require."""
     headers: dict[str, str] = {}
-    if location:
-        url = f"{JOB_PATH}/{job.id}"
+    if base is not None:
+        url = f"{base}{JOB_PATH}/{job.id}"
         headers["Location"] = url
         headers["Operation-Location"] = url
     retry = retry_after_for(job, now)
@@ -196,8 +205,11 @@ async def submit(
 ) -> JSONResponse:
     start = time.perf_counter()
     status = 500
+    svc = service(request)
     try:
-        response = await _submit(service(request), principal, body, idempotency_key_of(idempotency_key))
+        response = await _submit(
+            svc, principal, body, idempotency_key_of(idempotency_key), public_base(request, svc.config.public_url)
+        )
         status = response.status_code
         return response
     except ProblemError as exc:
@@ -223,7 +235,7 @@ def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
         )
 
 
-async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
+async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None, base: str) -> JSONResponse:
     _check_storable(body)
     _check_queue(svc.conveyor, body.queue)
     options = CallOptions(
@@ -274,7 +286,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
     # as a logged 500 (never a 202, never a 503 that invites retrying a request that cannot work).
     job = result.job
     answer = submission_body(job, initial, run_at)
-    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, location=True))
+    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, base))
 
 
 def _unstorable_text(value: str, nul_ok: bool) -> str | None:

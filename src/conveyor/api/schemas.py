@@ -260,6 +260,7 @@ class Problem(BaseModel):
     type: str = "about:blank"
     title: str
     status: int
+    code: str = Field(description="Stable machine-readable error code, e.g. QueueFull, InvalidArguments (docs/api.md)")
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = Field(None, description="Field-level detail for invalid input")

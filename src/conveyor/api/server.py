@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
+from conveyor.api.openapi_tasks import submit_schemas
+from conveyor.api.routes_jobs import declared_queues
 from conveyor.api.schemas import Problem
 from conveyor.api.slow import BodyTimeout
 from conveyor.app import Conveyor
@@ -150,12 +153,17 @@ def _is_health(content: dict[str, Any]) -> bool:
     return str(schema.get("$ref", "")).endswith("/Health")
 
 
-def _problem_openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with every 4xx/5xx body typed as application/problem+json."""
+def _problem_openapi(app: FastAPI, conveyor: Conveyor) -> dict[str, Any]:
+    """The generated document, with every 4xx/5xx body typed as application/problem+json and
+    the submit body as one schema per task (``openapi_tasks``)."""
     if app.openapi_schema:
         return app.openapi_schema
     doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    submit = doc.get("paths", {}).get("/v1/jobs", {}).get("post")
+    if submit is not None and "SubmitRequest" in schemas:
+        body = submit_schemas(conveyor, schemas["SubmitRequest"], schemas, declared_queues(conveyor))
+        submit["requestBody"]["content"]["application/json"]["schema"] = body
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
@@ -216,7 +224,13 @@ def create_app(
         from conveyor.dashboard import router as dashboard_router
 
         app.include_router(dashboard_router)
-    app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _problem_openapi(app, conveyor)  # type: ignore[method-assign]
+
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    # the conventional address too, where generic tools look first
+    app.add_route("/openapi.json", openapi_json, include_in_schema=False)
     app.add_middleware(problems.CatchBugs)
     app.add_middleware(BodyLimit, limit=svc.config.max_body)
     app.add_middleware(BodyTimeout, seconds=svc.config.body_timeout)
