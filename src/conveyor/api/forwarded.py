@@ -57,7 +57,8 @@ def behind_proxies(app: ASGIApp, trusted: list[str]) -> ASGIApp:
     if not trusted:
         return app
     # the host check sees the real peer: uvicorn's middleware then replaces it with X-Forwarded-For
-    return TrustedForwardedHost(ProxyHeadersMiddleware(app, trusted_hosts=trusted), trusted)
+    proxied = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+    return TrustedForwardedHost(proxied, trusted)  # type: ignore[arg-type]
 
 
 def public_base(request: Request, public_url: str | None) -> str:

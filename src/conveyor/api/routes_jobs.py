@@ -59,7 +59,7 @@ _KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 LOCATION_HEADERS = {
     "Location": {
-        "description": "Absolute URL of the job's status (base: serve --public-url, trusted proxy headers or the request)",
+        "description": "Absolute URL of the job's status (base: --public-url, trusted proxy headers or the request)",
         "schema": {"type": "string", "format": "uri"},
     },
     "Operation-Location": {
