@@ -7,10 +7,10 @@ client's model is the server's model and they cannot drift apart.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from conveyor.types import Job, JobState
 
@@ -163,6 +163,13 @@ CALLBACK_URL_PATTERN = (
 """The shape of a callback URL (the server also refuses non-public addresses, see docs/webhooks.md)."""
 
 
+def _a_number(value: Any) -> Any:
+    """A number as JSON has it: pydantic's lax mode would read ``true`` as 1 and ``"5"`` as 5."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
 class SubmitRequest(BaseModel):
     """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
 
@@ -171,10 +178,13 @@ class SubmitRequest(BaseModel):
     task: str = Field(min_length=1, max_length=200, description="Registered task name (see GET /v1/tasks)")
     args: dict[str, Any] = Field(default_factory=dict, description="Named arguments, validated against the task")
     queue: str | None = Field(None, min_length=1, max_length=200, description="Override the task's queue")
-    # strict: ``false`` or ``"5"`` is refused, not read as 0 or 5 (the schema says integer / number)
-    priority: int | None = Field(None, ge=-1_000_000, le=1_000_000, strict=True, description="Higher runs first")
-    delay: float | None = Field(
-        None, ge=0, le=366 * 86400, strict=True, description="Seconds from now; exclusive with run_at"
+    # ``false`` or ``"5"`` is refused, not read as 0 or 5 (the schema says integer / number; a
+    # JSON number with a zero fraction such as 5.0 is an integer to JSON Schema, and here)
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000), BeforeValidator(_a_number)] | None = Field(
+        None, description="Higher runs first"
+    )
+    delay: Annotated[float, Field(ge=0, le=366 * 86400), BeforeValidator(_a_number)] | None = Field(
+        None, description="Seconds from now; exclusive with run_at"
     )
     run_at: datetime | None = Field(None, description="RFC 3339 time to run at; exclusive with delay")
     callback_url: str | None = Field(
