@@ -141,7 +141,8 @@ class JobStatus(BaseModel):
             queue_position=position if job.state is JobState.QUEUED else None,
             args=job.args,
             result=job.result,
-            error=error_view(job.error, internals),
+            # a job stored by an older version may still carry an earlier attempt's error
+            error=None if job.state is JobState.SUCCEEDED else error_view(job.error, internals),
             artifacts=[
                 ArtifactInfo(
                     name=a.name, size=a.size, content_type=a.content_type, url=artifact_url(prefix, job.id, a.name)
