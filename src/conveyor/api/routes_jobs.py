@@ -38,7 +38,7 @@ from conveyor.telemetry import JobEnded
 from conveyor.types import Job, JobState
 from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
-from conveyor.webhooks.notifier import WEBHOOK_QUEUE, internal_task
+from conveyor.webhooks.notifier import internal_task
 
 
 class JobIdConvertor(StringConvertor):
@@ -221,7 +221,7 @@ async def submit(
 
 def declared_queues(conveyor: Conveyor) -> list[str]:
     """Queues a submit may name: the app's ``queues=[...]``, every task's own queue, the internal ones."""
-    return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {WEBHOOK_QUEUE})
+    return conveyor.declared_queues()
 
 
 def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
