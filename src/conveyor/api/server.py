@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
+from conveyor.api import docs_page, events, metrics, problems, routes_jobs, routes_ops
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
 from conveyor.api.openapi_tasks import submit_schemas
@@ -210,11 +210,12 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # docs_page serves /docs from packaged assets (no CDN)
         redoc_url=None,
     )
     app.state.service = svc
     problems.install(app)
+    docs_page.install(app, "/v1/openapi.json")
     app.include_router(routes_jobs.router)
     app.include_router(events.router)
     app.include_router(routes_ops.router)
