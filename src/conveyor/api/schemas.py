@@ -188,12 +188,14 @@ class SubmitRequest(BaseModel):
         None, description="Seconds from now; exclusive with run_at"
     )
     run_at: datetime | None = Field(None, description="RFC 3339 time to run at; exclusive with delay")
-    callback_url: str | None = Field(
-        None,
-        min_length=1,
-        max_length=2048,
-        pattern=CALLBACK_URL_PATTERN,
-        description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
+    # minLength and pattern in the document only: the validator below (check_url) enforces them
+    # with a clearer message than a regular expression would give
+    callback_url: Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": CALLBACK_URL_PATTERN})] | None = (
+        Field(
+            None,
+            max_length=2048,
+            description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
+        )
     )
 
     @field_validator("callback_url")
