@@ -174,6 +174,14 @@ class Conveyor:
     def queue_config(self, name: str) -> QueueConfig:
         return self.queues.get(name) or QueueConfig(name)
 
+    def declared_queues(self) -> list[str]:
+        """Every queue this app declares: ``queues=[...]``, each task's own queue and the internal
+        webhook queue. The API, the dashboard and ``conveyor queues`` list exactly these (plus any
+        queue that holds jobs), and only these accept submits."""
+        from conveyor.webhooks.notifier import WEBHOOK_QUEUE
+
+        return sorted(set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE})
+
     # -- engine -------------------------------------------------------------------------------
 
     def _make_backend(self) -> Backend:

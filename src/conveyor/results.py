@@ -12,6 +12,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from conveyor.types import Artifact
 
@@ -58,7 +60,8 @@ class LocalResultStore:
         return Artifact(name=name, size=target.stat().st_size, content_type=ctype, location=target.resolve().as_uri())
 
     def open(self, artifact: Artifact) -> Iterator[bytes]:
-        path = Path(artifact.location.removeprefix("file://"))
+        # a file:// URI percent-encodes spaces, non-ASCII letters, '#', '?', '%' ...: decode it
+        path = Path(url2pathname(urlsplit(artifact.location).path))
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 yield chunk

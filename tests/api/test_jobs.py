@@ -61,7 +61,7 @@ def test_202_has_lro_headers_and_status_has_retry_after_until_terminal(stack: St
         response = http.post("/v1/jobs", json={"task": "add", "args": {"a": 2, "b": 3}})
         assert response.status_code == 202
         body = response.json()
-        assert response.headers["Location"] == f"/v1/jobs/{body['id']}"
+        assert response.headers["Location"] == f"{stack.server.url}/v1/jobs/{body['id']}"
         assert response.headers["Operation-Location"] == response.headers["Location"]
         assert int(response.headers["Retry-After"]) >= 1
         final = wait_until(

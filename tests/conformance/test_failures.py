@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conveyor import states
 from conveyor.backend import Backend
-from conveyor.backend.protocol import CompleteRequest, FailRequest
+from conveyor.backend.protocol import CompleteRequest, EventsRequest, FailRequest
 from conveyor.reaper import reap_expired
 from conveyor.types import Job, JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch
@@ -160,3 +160,20 @@ async def test_reap_returns_every_expired_job_across_queues(backend: Backend) ->
         ids.add((await claim_one(backend, queue, lease=5)).id)
     backend.clock_offset = 6
     assert set(await reap_expired(backend)) == ids
+
+
+async def test_a_job_that_succeeds_after_a_retry_carries_no_error(backend: Backend) -> None:
+    """Earlier attempts' errors live in the job's events; the succeeded job itself has none
+    (``complete`` and ``complete_many`` alike)."""
+    first = await enqueue(backend, max_attempts=3)
+    second = await enqueue(backend, max_attempts=3)
+    for job in (await claim_one(backend), await claim_one(backend)):
+        assert await backend.fail(FailRequest(job.id, job.lease_token or "", BOOM, JobState.SCHEDULED, 0))
+    one, two = sorted([await claim_one(backend), await claim_one(backend)], key=lambda j: j.id != first.id)
+    assert await backend.complete(CompleteRequest(one.id, one.lease_token or "", 1))
+    assert await backend.complete_many([CompleteRequest(two.id, two.lease_token or "", 2)]) == [True]
+    for job_id in (first.id, second.id):
+        stored = await fetch(backend, job_id)
+        assert stored.state is JobState.SUCCEEDED and stored.error is None, stored
+        events = await backend.events(EventsRequest(job_id, 0, 100))
+        assert any(e.data.get("error", {}).get("message") == "boom" for e in events)

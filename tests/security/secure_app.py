@@ -8,6 +8,7 @@ per-submit callbacks with private addresses refused (the default), and the opera
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from conveyor.app import Conveyor
 from conveyor.context import JobContext
@@ -56,3 +57,14 @@ def boom(message: str) -> None:
 def artifact(ctx: JobContext) -> str:
     ctx.save_artifact("page.html", b"<script>alert(1)</script>", "text/html")
     return "saved"
+
+
+@app.task(name="echo")
+def echo(data: Any = None) -> Any:
+    return data
+
+
+@app.task(name="named_artifact", queue="reports")
+def named_artifact(ctx: JobContext, name: str) -> str:
+    ctx.save_artifact(name, name.encode(), "text/plain; charset=utf-8")
+    return name

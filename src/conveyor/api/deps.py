@@ -33,6 +33,8 @@ class ServiceConfig:
     """Seconds a request body may take to arrive in full (408 after)."""
     max_streams_per_key: int = 20
     """Concurrent event streams one API key may hold in this process (429 above)."""
+    public_url: str | None = None
+    """Base URL clients reach this service at (``serve --public-url``), for absolute Location headers."""
 
 
 @dataclass

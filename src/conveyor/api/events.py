@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from conveyor import serde
 from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
+from conveyor.api.problems import ProblemError
 from conveyor.api.routes_jobs import find_job
 from conveyor.api.schemas import event_view, status_of
 from conveyor.backend.protocol import EventsRequest
@@ -29,6 +30,7 @@ from conveyor.types import JobEvent
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 RECONNECT_MS = 1000
+MAX_SEQ = 2**63 - 1
 
 EVENT_DOC = """Each event: `id` = sequence number, `event` = `enqueued` | `state` | `progress` | `artifact`,
 `data` = JSON `{"seq", "job_id", "type", "state", "status", "at", "data"}`.
@@ -47,6 +49,25 @@ def format_event(event: JobEvent, internals: bool = False) -> str:
         "data": event_view(event.job_id, event.type, event.data, internals),
     }
     return f"id: {event.seq}\nevent: {event.type}\ndata: {serde.dumps(payload)}\n\n"
+
+
+def last_event_seq(raw: str | None) -> int:
+    """The seq a ``Last-Event-ID`` names; 0 for none or an id this server never sent (not a
+    number). A number no engine can hold (over 2^63 - 1) is refused here, before the 200: inside
+    the stream it could only break the connection."""
+    value = (raw or "").strip()
+    if not value.isascii() or not value.isdigit():
+        return 0
+    seq = int(value)
+    if seq > MAX_SEQ:
+        message = f"must be at most {MAX_SEQ}"
+        raise ProblemError(
+            422,
+            f"Last-Event-ID {message}",
+            kind="invalid-request",
+            errors=[{"field": "header.Last-Event-ID", "message": message}],
+        )
+    return seq
 
 
 def _ends_stream(event: JobEvent) -> bool:
@@ -107,15 +128,16 @@ async def job_events(
     request: Request,
     principal: Annotated[Principal, Depends(scope("read"))],
     last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", max_length=30, description="Resume after this event")
+        str | None,
+        Header(alias="Last-Event-ID", max_length=30, description="Resume after this event (its seq)"),
     ] = None,
-    after: Annotated[int | None, Query(ge=0, description="Resume after this seq (for clients without headers)")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQ, description="Resume after this seq (for clients without headers)")
+    ] = None,
 ) -> StreamingResponse:
     svc = service(request)
+    start = max(after or 0, last_event_seq(last_event_id))
     await find_job(svc, principal, job_id)
-    start = after or 0
-    if last_event_id is not None and last_event_id.strip().isdigit():
-        start = max(start, int(last_event_id.strip()))
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     slot = principal.key_id or "anonymous"
     svc.streams.take(slot)

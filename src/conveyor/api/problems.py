@@ -41,6 +41,52 @@ TITLES = {
 }
 
 
+# The stable, machine-readable ``code`` of each problem ``type`` (docs/api.md lists them): SDK
+# error mappers read ``code``; ``type`` is the same fact as a URN. Never rename one.
+CODES = {
+    "artifact-not-found": "ArtifactNotFound",
+    "body-too-large": "BodyTooLarge",
+    "engine-unavailable": "EngineUnavailable",
+    "forbidden": "Forbidden",
+    "idempotency-key-reused": "IdempotencyKeyReused",
+    "internal-error": "InternalError",
+    "invalid-arguments": "InvalidArguments",
+    "invalid-json": "InvalidJson",
+    "invalid-key": "InvalidApiKey",
+    "invalid-request": "InvalidRequest",
+    "job-finished": "JobFinished",
+    "job-not-found": "JobNotFound",
+    "not-dead-letter": "NotDeadLetter",
+    "queue-full": "QueueFull",
+    "request-timeout": "RequestTimeout",
+    "too-many-streams": "TooManyStreams",
+    "unauthenticated": "Unauthenticated",
+    "unknown-queue": "UnknownQueue",
+    "unknown-task": "UnknownTask",
+}
+# problems without a type of their own (an unknown route, a wrong method) get their status's code
+STATUS_CODES = {
+    400: "BadRequest",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "RequestTimeout",
+    409: "Conflict",
+    413: "BodyTooLarge",
+    415: "UnsupportedMediaType",
+    422: "InvalidRequest",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+
+
+def code_of(status: int, kind: str | None) -> str:
+    """The stable ``code`` of a problem."""
+    return CODES.get(kind or "") or STATUS_CODES.get(status) or ("ClientError" if status < 500 else "ServerError")
+
+
 class ProblemError(Exception):
     """Raise from a route to answer with a problem body."""
 
@@ -77,6 +123,7 @@ def problem_response(
         "type": f"{TYPE_BASE}{kind}" if kind else "about:blank",
         "title": TITLES.get(status, "Error"),
         "status": status,
+        "code": code_of(status, kind),
     }
     if detail:
         body["detail"] = detail
@@ -155,6 +202,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(err.get("type") == "json_invalid" for err in exc.errors()):
+            # not JSON at all: a 400 (docs/api.md), not a field error with a made-up field name
+            return problem_response(
+                400, "the request body is not valid JSON", kind="invalid-json", instance=request.url.path
+            )
         errors = []
         for err in exc.errors():
             message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))

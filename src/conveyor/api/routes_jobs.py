@@ -8,13 +8,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, NOT_FOUND, RETRY_AFTER, Service, problem, scope, service
+from conveyor.api.forwarded import public_base
+from conveyor.api.limits import unstorable_value
 from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
@@ -35,16 +38,34 @@ from conveyor.telemetry import JobEnded
 from conveyor.types import Job, JobState
 from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
-from conveyor.webhooks.notifier import WEBHOOK_QUEUE, internal_task
+from conveyor.webhooks.notifier import internal_task
 
+
+class JobIdConvertor(StringConvertor):
+    """A job id never holds ':', so ``/v1/jobs/{id}:cancel`` is never read as the id ``{id}:cancel``
+    (an OPTIONS or GET there must name the cancel route's methods, not the status route's)."""
+
+    regex = "[^/:]+"
+
+
+register_url_convertor("jobid", JobIdConvertor())
 router = APIRouter(prefix="/v1", tags=["jobs"])
 JOB_PATH = "/v1/jobs"
 MAX_RETRY_AFTER = 600
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# 1-255 printable ASCII characters other than '"', bare or as a quoted sf-string: the one rule,
+# in the OpenAPI document (pattern) and on the server
+IDEMPOTENCY_KEY_PATTERN = r'^([\x21\x23-\x7e]{1,255}|"[\x21\x23-\x7e]{1,255}")$'
+_KEY_RE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 LOCATION_HEADERS = {
-    "Location": {"description": "URL of the job's status", "schema": {"type": "string"}},
-    "Operation-Location": {"description": "Same as Location (Azure LRO convention)", "schema": {"type": "string"}},
+    "Location": {
+        "description": "Absolute URL of the job's status (base: --public-url, trusted proxy headers or the request)",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Operation-Location": {
+        "description": "Same as Location (Azure LRO convention)",
+        "schema": {"type": "string", "format": "uri"},
+    },
     **RETRY_AFTER,
 }
 
@@ -100,10 +121,12 @@ def submission_body(job: Job, initial: JobState, run_at: float) -> dict[str, Any
     return JobStatus.from_job(snapshot).model_dump(mode="json")
 
 
-def job_headers(job: Job, now: float, location: bool = False) -> dict[str, str]:
+def job_headers(job: Job, now: float, base: str | None = None) -> dict[str, str]:
+    """Retry-After until the job is terminal; with ``base`` (the public base URL) also the absolute
+    ``Location``/``Operation-Location`` that generic LRO pollers require."""
     headers: dict[str, str] = {}
-    if location:
-        url = f"{JOB_PATH}/{job.id}"
+    if base is not None:
+        url = f"{base}{JOB_PATH}/{job.id}"
         headers["Location"] = url
         headers["Operation-Location"] = url
     retry = retry_after_for(job, now)
@@ -117,16 +140,15 @@ def idempotency_key_of(raw: str | None) -> str | None:
     if raw is None:
         return None
     key = raw.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
+        message = "1-255 printable ASCII characters other than '\"', optionally in double quotes"
         raise ProblemError(
             422,
-            "Idempotency-Key must be 1-255 printable ASCII characters",
+            f"Idempotency-Key must be {message}",
             kind="invalid-request",
-            errors=[{"field": "header.Idempotency-Key", "message": "1-255 printable ASCII characters"}],
+            errors=[{"field": "header.Idempotency-Key", "message": message}],
         )
-    return key
+    return key[1:-1] if key.startswith('"') else key
 
 
 async def full_queue_retry_after(backend: Backend, exc: QueueFull, window: float) -> int:
@@ -176,15 +198,18 @@ async def submit(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=257,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Makes the submit safe to retry: a replay returns the original job (retention: see docs)",
         ),
     ] = None,
 ) -> JSONResponse:
     start = time.perf_counter()
     status = 500
+    svc = service(request)
     try:
-        response = await _submit(service(request), principal, body, idempotency_key_of(idempotency_key))
+        response = await _submit(
+            svc, principal, body, idempotency_key_of(idempotency_key), public_base(request, svc.config.public_url)
+        )
         status = response.status_code
         return response
     except ProblemError as exc:
@@ -196,7 +221,7 @@ async def submit(
 
 def declared_queues(conveyor: Conveyor) -> list[str]:
     """Queues a submit may name: the app's ``queues=[...]``, every task's own queue, the internal ones."""
-    return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {WEBHOOK_QUEUE})
+    return conveyor.declared_queues()
 
 
 def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
@@ -210,7 +235,7 @@ def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
         )
 
 
-async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None) -> JSONResponse:
+async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None, base: str) -> JSONResponse:
     _check_storable(body)
     _check_queue(svc.conveyor, body.queue)
     options = CallOptions(
@@ -261,7 +286,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
     # as a logged 500 (never a 202, never a 503 that invites retrying a request that cannot work).
     job = result.job
     answer = submission_body(job, initial, run_at)
-    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, location=True))
+    return JSONResponse(answer, status_code=202, headers=job_headers(job, now, base))
 
 
 def _unstorable_text(value: str, nul_ok: bool) -> str | None:
@@ -307,7 +332,8 @@ def _check_storable(body: SubmitRequest) -> None:
         if reason:
             found = (name, reason)
             break
-    found = found or _unstorable_args(body.args, "args")
+    # values first: bounded depth, so the recursive text check below cannot exhaust the stack
+    found = found or unstorable_value(body.args, "args") or _unstorable_args(body.args, "args")
     if found is not None:
         field, reason = found
         errors = [{"field": field, "message": reason}]
@@ -340,7 +366,7 @@ async def _callback_url(svc: Service, url: str) -> str:
 
 
 @router.get(
-    "/jobs/{job_id}",
+    "/jobs/{job_id:jobid}",
     response_model=JobStatus,
     summary="Status of a job",
     responses={
@@ -399,6 +425,12 @@ async def cancel_job(
     return JobStatus.from_job(job, internals=principal.admin)
 
 
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII ``filename`` fallback for old clients and the exact UTF-8 ``filename*``."""
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 @router.get(
     "/jobs/{job_id}/artifacts/{name}",
     summary="Download a result file of a job",
@@ -430,6 +462,5 @@ async def download_artifact(
         yield first
         yield from chunks
 
-    safe = name.replace('"', "").replace("\r", "").replace("\n", "")
-    headers = {"Content-Disposition": f'attachment; filename="{safe}"'}
+    headers = {"Content-Disposition": content_disposition(name)}
     return StreamingResponse(stream(), media_type=artifact.content_type, headers=headers)

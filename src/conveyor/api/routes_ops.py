@@ -63,7 +63,7 @@ async def list_tasks(request: Request, principal: Annotated[Principal, Depends(s
 async def list_queues(request: Request, principal: Annotated[Principal, Depends(scope("read"))]) -> QueueList:
     svc = service(request)
     stats = {s.queue: s for s in await (await svc.backend()).queue_stats(principal.tenant_filter())}
-    names = sorted(set(stats) | set(svc.conveyor.queues) | {t.options.queue for t in svc.conveyor.tasks.values()})
+    names = sorted(set(stats) | set(svc.conveyor.declared_queues()))
     queues = []
     for name in names:
         st = stats.get(name)

@@ -7,9 +7,10 @@ client's model is the server's model and they cannot drift apart.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from conveyor.types import Job, JobState
 
@@ -56,6 +57,11 @@ def error_view(error: dict[str, Any] | None, internals: bool) -> JobError | None
     return JobError(type=str(error.get("type", "Error")), message=str(error.get("message", "")))
 
 
+def artifact_url(prefix: str, job_id: str, name: str) -> str:
+    """The download URL of an artifact; the name percent-encoded (UTF-8), so any name round-trips."""
+    return f"{prefix}/{job_id}/artifacts/{quote(name, safe='')}"
+
+
 def event_view(
     job_id: str, kind: str, data: dict[str, Any], internals: bool, prefix: str = "/v1/jobs"
 ) -> dict[str, Any]:
@@ -65,7 +71,7 @@ def event_view(
     if kind == "artifact":
         out.pop("location", None)
         if "name" in out:
-            out["url"] = f"{prefix}/{job_id}/artifacts/{out['name']}"
+            out["url"] = artifact_url(prefix, job_id, str(out["name"]))
     if not internals:
         out.pop("worker", None)
         if isinstance(out.get("error"), dict):
@@ -135,10 +141,11 @@ class JobStatus(BaseModel):
             queue_position=position if job.state is JobState.QUEUED else None,
             args=job.args,
             result=job.result,
-            error=error_view(job.error, internals),
+            # a job stored by an older version may still carry an earlier attempt's error
+            error=None if job.state is JobState.SUCCEEDED else error_view(job.error, internals),
             artifacts=[
                 ArtifactInfo(
-                    name=a.name, size=a.size, content_type=a.content_type, url=f"{prefix}/{job.id}/artifacts/{a.name}"
+                    name=a.name, size=a.size, content_type=a.content_type, url=artifact_url(prefix, job.id, a.name)
                 )
                 for a in job.artifacts
             ],
@@ -151,6 +158,19 @@ class JobStatus(BaseModel):
         )
 
 
+CALLBACK_URL_PATTERN = (
+    r"^[hH][tT][tT][pP][sS]?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#][\x21-\x7e]*)?$"
+)
+"""The shape of a callback URL (the server also refuses non-public addresses, see docs/webhooks.md)."""
+
+
+def _a_number(value: Any) -> Any:
+    """A number as JSON has it: pydantic's lax mode would read ``true`` as 1 and ``"5"`` as 5."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number, not a boolean or a string")
+    return value
+
+
 class SubmitRequest(BaseModel):
     """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
 
@@ -159,13 +179,23 @@ class SubmitRequest(BaseModel):
     task: str = Field(min_length=1, max_length=200, description="Registered task name (see GET /v1/tasks)")
     args: dict[str, Any] = Field(default_factory=dict, description="Named arguments, validated against the task")
     queue: str | None = Field(None, min_length=1, max_length=200, description="Override the task's queue")
-    priority: int | None = Field(None, ge=-1_000_000, le=1_000_000, description="Higher runs first")
-    delay: float | None = Field(None, ge=0, le=366 * 86400, description="Seconds from now; exclusive with run_at")
+    # ``false`` or ``"5"`` is refused, not read as 0 or 5 (the schema says integer / number; a
+    # JSON number with a zero fraction such as 5.0 is an integer to JSON Schema, and here)
+    priority: Annotated[int, Field(ge=-1_000_000, le=1_000_000), BeforeValidator(_a_number)] | None = Field(
+        None, description="Higher runs first"
+    )
+    delay: Annotated[float, Field(ge=0, le=366 * 86400), BeforeValidator(_a_number)] | None = Field(
+        None, description="Seconds from now; exclusive with run_at"
+    )
     run_at: datetime | None = Field(None, description="RFC 3339 time to run at; exclusive with delay")
-    callback_url: str | None = Field(
-        None,
-        max_length=2048,
-        description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
+    # minLength and pattern in the document only: the validator below (check_url) enforces them
+    # with a clearer message than a regular expression would give
+    callback_url: Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": CALLBACK_URL_PATTERN})] | None = (
+        Field(
+            None,
+            max_length=2048,
+            description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
+        )
     )
 
     @field_validator("callback_url")
@@ -243,6 +273,7 @@ class Problem(BaseModel):
     type: str = "about:blank"
     title: str
     status: int
+    code: str = Field(description="Stable machine-readable error code, e.g. QueueFull, InvalidArguments (docs/api.md)")
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = Field(None, description="Field-level detail for invalid input")

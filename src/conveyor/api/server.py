@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.api import events, metrics, problems, routes_jobs, routes_ops
+from conveyor.api import docs_page, events, metrics, problems, routes_jobs, routes_ops
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
+from conveyor.api.openapi_tasks import submit_schemas
+from conveyor.api.routes_jobs import declared_queues
 from conveyor.api.schemas import Problem
 from conveyor.api.slow import BodyTimeout
 from conveyor.app import Conveyor
@@ -45,19 +48,39 @@ class BodyLimit:
                 await response(scope, receive, send)
                 return
         seen = 0
+        over = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    over = True
                     raise problems.ProblemError(
                         413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
                     )
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: Message) -> None:
+            # FastAPI turns any error while reading the body into its own 400: once the body is
+            # over the limit, that answer is dropped and the 413 below is sent instead
+            nonlocal started
+            if over and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except problems.ProblemError:
+            if not over or started:
+                raise
+        if over and not started:
+            response = problems.problem_response(
+                413, f"request body is larger than {self.limit} bytes", kind="body-too-large"
+            )
+            await response(scope, receive, send)
 
 
 DASHBOARD_CSP = (
@@ -130,12 +153,17 @@ def _is_health(content: dict[str, Any]) -> bool:
     return str(schema.get("$ref", "")).endswith("/Health")
 
 
-def _problem_openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated document, with every 4xx/5xx body typed as application/problem+json."""
+def _problem_openapi(app: FastAPI, conveyor: Conveyor) -> dict[str, Any]:
+    """The generated document, with every 4xx/5xx body typed as application/problem+json and
+    the submit body as one schema per task (``openapi_tasks``)."""
     if app.openapi_schema:
         return app.openapi_schema
     doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    submit = doc.get("paths", {}).get("/v1/jobs", {}).get("post")
+    if submit is not None and "SubmitRequest" in schemas:
+        body = submit_schemas(conveyor, schemas["SubmitRequest"], schemas, declared_queues(conveyor))
+        submit["requestBody"]["content"]["application/json"]["schema"] = body
     problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem_schema.pop("$defs", {}))
     schemas["Problem"] = problem_schema
@@ -182,11 +210,12 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # docs_page serves /docs from packaged assets (no CDN)
         redoc_url=None,
     )
     app.state.service = svc
     problems.install(app)
+    docs_page.install(app, "/v1/openapi.json")
     app.include_router(routes_jobs.router)
     app.include_router(events.router)
     app.include_router(routes_ops.router)
@@ -196,7 +225,13 @@ def create_app(
         from conveyor.dashboard import router as dashboard_router
 
         app.include_router(dashboard_router)
-    app.openapi = lambda: _problem_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _problem_openapi(app, conveyor)  # type: ignore[method-assign]
+
+    async def openapi_json(request: Request) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    # the conventional address too, where generic tools look first
+    app.add_route("/openapi.json", openapi_json, include_in_schema=False)
     app.add_middleware(problems.CatchBugs)
     app.add_middleware(BodyLimit, limit=svc.config.max_body)
     app.add_middleware(BodyTimeout, seconds=svc.config.body_timeout)

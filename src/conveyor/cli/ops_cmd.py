@@ -113,7 +113,14 @@ def queues_overview(
     if ctx.invoked_subcommand is not None:
         return
     with cli_errors(), opened(app_spec, url) as conveyor:
-        stats = _with_declared(conveyor, conveyor.queue_stats())
+        stats = _with_declared(conveyor, conveyor.queue_stats()) if app_spec else conveyor.queue_stats()
+        if not app_spec:
+            # the engine knows queues that hold jobs; which queues are declared only the app says
+            typer.echo(
+                "note: without --app (or $CONVEYOR_APP) only queues that hold jobs are listed; "
+                "give the app to list every declared queue, as the API and dashboard do",
+                err=True,
+            )
         if as_json:
             print_json([queue_dict(q) for q in stats])
             return
@@ -127,7 +134,7 @@ def queues_overview(
 def _with_declared(conveyor: Conveyor, stats: list[QueueStats]) -> list[QueueStats]:
     """Queues the app declares (or its tasks use) appear even before they hold a job."""
     known = {q.queue for q in stats}
-    names = set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()}
+    names = set(conveyor.declared_queues())
     empty = {s.value: 0 for s in JobState}
     extra = [QueueStats(name, dict(empty), None) for name in sorted(names - known)]
     return sorted([*stats, *extra], key=lambda q: q.queue)

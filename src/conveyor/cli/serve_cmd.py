@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -101,6 +102,12 @@ def serve(
     max_streams_per_key: int = typer.Option(
         20, "--max-streams-per-key", help="Concurrent event streams per API key (429 above)."
     ),
+    public_url: str | None = typer.Option(
+        None,
+        "--public-url",
+        help="Base URL clients reach the service at (e.g. https://jobs.example.com); "
+        "Location headers are absolute URLs under it. Default: the request's own (or trusted proxies').",
+    ),
 ) -> None:
     """Serve the HTTP job service (and, with --workers, worker nodes) until Ctrl-C or SIGTERM."""
     if not app_spec:
@@ -121,6 +128,7 @@ def serve(
     import uvicorn
 
     from conveyor.api.deps import ServiceConfig
+    from conveyor.api.forwarded import behind_proxies
     from conveyor.api.server import create_app
     from conveyor.api.slow import header_protocol
 
@@ -132,14 +140,21 @@ def serve(
             bold=True,
             err=True,
         )
-    config = ServiceConfig(max_body=max_body, body_timeout=body_timeout, max_streams_per_key=max_streams_per_key)
+    if public_url is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", public_url):
+        raise ConfigError(f"--public-url must be an http(s) URL without query or fragment (got {public_url!r})")
+    config = ServiceConfig(
+        max_body=max_body,
+        body_timeout=body_timeout,
+        max_streams_per_key=max_streams_per_key,
+        public_url=public_url.rstrip("/") if public_url else None,
+    )
     api = create_app(conveyor, auth=not no_auth, config=config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
     try:
         _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
         uvicorn.run(
-            api,
+            behind_proxies(api, trusted_proxy),
             host=host,
             port=port,
             log_level=log_level,
@@ -147,9 +162,9 @@ def serve(
             timeout_graceful_shutdown=5,
             http=header_protocol(header_timeout),
             timeout_keep_alive=5,
-            # X-Forwarded-* only from the proxies the operator named (uvicorn trusts 127.0.0.1 by default)
-            proxy_headers=bool(trusted_proxy),
-            forwarded_allow_ips=",".join(trusted_proxy) or "",
+            # X-Forwarded-* only from the proxies the operator named (uvicorn trusts 127.0.0.1 by
+            # default): behind_proxies applies them, so uvicorn's own handling stays off
+            proxy_headers=False,
         )
     finally:
         _stop_workers(nodes)

@@ -178,7 +178,7 @@ JOIN {schema}.jobs j ON j.id = l.id AND j.lease_token = l.token
 WITH done AS (
     UPDATE {schema}.jobs
     SET state = 'succeeded', result = %(result)s, finished_at = {schema}.now(%(off)s),
-        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0
+        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0, error = NULL
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
     RETURNING id, finished_at, has_dependents
 ), ev AS (
@@ -200,7 +200,7 @@ WITH req AS (
 ), done AS (
     UPDATE {schema}.jobs j
     SET state = 'succeeded', result = locked.result, finished_at = {schema}.now(%(off)s),
-        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0
+        updated_at = {schema}.now(%(off)s), lease_expires_at = NULL, progress = 1.0, error = NULL
     FROM locked
     WHERE j.id = locked.id AND j.lease_token = locked.token AND j.state = 'running'
     RETURNING j.id, j.lease_token AS token, j.finished_at, j.has_dependents

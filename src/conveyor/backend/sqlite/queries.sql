@@ -69,7 +69,7 @@ SELECT state FROM jobs WHERE id = :id AND lease_token = :token
 -- name: complete
 UPDATE jobs
 SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now,
-    lease_expires_at = NULL, progress = 1.0
+    lease_expires_at = NULL, progress = 1.0, error = NULL
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 

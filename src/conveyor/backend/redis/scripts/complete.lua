@@ -5,7 +5,7 @@ local j = load(id)
 if not running_with(j, token) then
   return 0
 end
-transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0'})
+transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0', error = NULL})
 event(id, 'state', 'succeeded', '{}')
 release_dependents(id)
 return 1

@@ -6,7 +6,7 @@ for i = 3, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local j = load(id)
   if running_with(j, token) then
-    transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0'})
+    transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0', error = NULL})
     event(id, 'state', 'succeeded', '{}')
     release_dependents(id)
     out[#out + 1] = 1
