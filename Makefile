@@ -9,10 +9,12 @@ PORT   ?= 8000
 .PHONY: install run test lint typecheck unit bench-quick clean
 
 $(STAMP): pyproject.toml
+	@echo "Setting up .venv and installing Conveyor with its dependencies (the first time takes a few minutes)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
+	@echo "Installed."
 
 install: $(STAMP)
 

@@ -249,11 +249,28 @@ class Conveyor:
             await shared.close()
 
     def close(self) -> None:
-        """Close connections held by the sync portal and stop it."""
+        """Close connections held by the sync portal and stop it.
+
+        A script that enqueues from sync code should close the app before it exits (or use it
+        as a context manager): otherwise the engine's pool is torn down by the interpreter's
+        exit, and asyncio reports its pending tasks ("Task was destroyed but it is pending!").
+        """
         if self._portal is not None:
             self._sync(self.aclose)
             self._portal.stop()
             self._portal = None
+
+    def __enter__(self) -> Conveyor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Conveyor:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # -- enqueue ------------------------------------------------------------------------------
 
