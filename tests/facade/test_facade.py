@@ -214,3 +214,19 @@ def test_job_context_writes_are_fenced_in_both_forms(facade: Facade) -> None:
     with pytest.raises(LeaseLost):
         facade.on(ctx, "save_artifact", "late.txt", b"late")
     assert [e.type for e in facade("events", job.id)].count("progress") == 1
+
+
+def test_the_app_is_a_context_manager_that_closes_its_engine(store_url: str, tmp_path: Path) -> None:
+    with build_app(store_url, tmp_path / "results") as app:
+        job = app.enqueue("add", {"a": 1, "b": 2})
+        assert app.get(job.id) is not None
+        assert app._portal is not None
+    assert app._portal is None  # the portal loop and its engine connection are gone
+
+
+async def test_the_app_is_an_async_context_manager(store_url: str, tmp_path: Path) -> None:
+    async with build_app(store_url, tmp_path / "results") as app:
+        job = await app.enqueue_async("add", {"a": 1, "b": 2})
+        assert (await app.get_async(job.id)) is not None
+        assert app._backends or app._shared_backend is not None
+    assert not app._backends and app._shared_backend is None
