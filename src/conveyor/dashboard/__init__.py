@@ -53,11 +53,21 @@ async def login_form() -> HTMLResponse:
 
 
 def _same_origin(request: Request) -> bool:
-    """True when the form was posted by a page of this very origin (or by a non-browser client)."""
+    """True when the form was posted by a page of this very origin (or by a non-browser client).
+
+    Chromium sends ``Origin: null`` for a same-origin form post from a page whose Referrer-Policy
+    is ``no-referrer`` (the dashboard's), so there a browser's ``Sec-Fetch-Site`` (a header no
+    page can set) decides; a real foreign origin is refused either way."""
     origin = request.headers.get("origin")
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        if site not in ("same-origin", "none"):
+            return False
+        if origin in (None, "null"):
+            return True
     if origin is not None:
         return origin == f"{request.url.scheme}://{request.url.netloc}"
-    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    return True
 
 
 def _login_page(message: str, status: int) -> HTMLResponse:

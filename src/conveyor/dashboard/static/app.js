@@ -17,7 +17,7 @@ async function api(path, options = {}) {
 function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 function bar(p) {
   if (!p || p.fraction == null) return esc(p?.message || "");
-  return `<progress max="100" value="${Math.round(p.fraction * 100)}"></progress> ${Math.round(p.fraction * 100)}% ${esc(p.message || "")}`;
+  return `<progress max="100" value="${Math.round(p.fraction * 100)}"></progress> ${Math.round(p.fraction * 100)} % ${esc(p.message || "")}`;
 }
 function jobRows(jobs, extra = () => "") {
   if (!jobs.length) return `<p class="muted">No jobs.</p>`;
@@ -43,39 +43,113 @@ async function jobList() {
   view.innerHTML = `<h2>Jobs</h2>${jobRows(data.jobs)}${next}`;
 }
 
+// Build elements from job data with textContent only: job data never goes through innerHTML.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text") node.textContent = String(v ?? "");
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+}
+function percent(fraction) { return `${Math.round(fraction * 100)} %`; }
+function progressNode(p) {
+  const span = el("span", { class: "progress" });
+  if (p && p.fraction != null) span.append(el("progress", { max: "100", value: String(Math.round(p.fraction * 100)) }), " ", percent(p.fraction), " ");
+  if (p && p.message) span.append(p.message);
+  return span;
+}
+function errorNode(error) {
+  if (!error) return null;
+  const box = el("div", { class: "error" }, el("b", { text: error.type || "Error" }), error.message ? ": " : "", error.message || "");
+  if (error.traceback) box.append(el("pre", { class: "traceback", text: error.traceback }));
+  return box;
+}
+function stamp() { document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString(); }
+
 async function deadLetters() {
   const data = await api("/v1/dead-letters?limit=100");
-  view.innerHTML = `<h2>Dead letters</h2><p><button id="all">Redrive all</button></p>` +
-    jobRows(data.jobs, (j) => `<button data-id="${esc(j.id)}">Redrive</button> <span class="muted">${esc(j.error?.type || "")}</span>`);
-  view.querySelector("#all").onclick = async () => { await api("/v1/dead-letters:redrive", { method: "POST", body: "{}" }); render(); };
-  view.querySelectorAll("button[data-id]").forEach((b) => { b.onclick = async () => { await api(`/v1/dead-letters/${b.dataset.id}:redrive`, { method: "POST" }); render(); }; });
+  const all = el("button", { id: "all", text: "Redrive all" });
+  const table = el("table", { class: "dead" }, el("tr", {}, ...["Job", "Task", "Queue", "Attempts", "Failed", "Error", ""].map((h) => el("th", { text: h }))));
+  for (const j of data.jobs) {
+    const link = el("a", { href: `#/jobs/${encodeURIComponent(j.id)}`, text: j.id.slice(0, 13) + "…" });
+    const redrive = el("button", { "data-id": j.id, text: "Redrive" });
+    redrive.onclick = async () => { await api(`/v1/dead-letters/${encodeURIComponent(j.id)}:redrive`, { method: "POST" }); render(); };
+    table.append(el("tr", {}, el("td", {}, link), el("td", { text: j.task }), el("td", { text: j.queue }),
+      el("td", { text: `${j.attempts}/${j.max_attempts}` }), el("td", { text: when(j.finished_at || j.updated_at) }),
+      el("td", { class: "error-cell" }, errorNode(j.error)), el("td", {}, redrive)));
+  }
+  all.onclick = async () => {
+    if (!data.jobs.length) return;
+    const n = data.jobs.length;
+    if (!confirm(`Redrive all dead letters (${n}${data.next_cursor ? "+" : ""} jobs)? They run again.`)) return;
+    await api("/v1/dead-letters:redrive", { method: "POST", body: "{}" });
+    render();
+  };
+  view.replaceChildren(el("h2", { text: "Dead letters" }), el("p", {}, all),
+    data.jobs.length ? table : el("p", { class: "muted", text: "No dead letters." }));
 }
 
+// The job view: one GET, then each SSE event updates it in place. Only a change of state or a
+// new artifact (the status body has things the event does not: result, error, artifact sizes)
+// fetches the job again.
 async function jobDetail(id) {
-  const draw = async () => {
-    const j = await api(`/v1/jobs/${encodeURIComponent(id)}`);
-    const cancel = ["succeeded", "failed", "canceled"].includes(j.state) ? "" : `<button id="cancel">Cancel</button>`;
-    view.innerHTML = `<h2>Job ${esc(j.id)}</h2><p>${esc(j.task)} on <b>${esc(j.queue)}</b> — <span class="s-${esc(j.state)}">${esc(j.state)}</span>
-      (${esc(j.status)}), attempt ${j.attempts}/${j.max_attempts}${j.queue_position != null ? `, position ${j.queue_position}` : ""} ${cancel}</p>
-      <p>${bar(j.progress)}</p>
-      ${j.artifacts.length ? `<p>Files: ${j.artifacts.map((a) => `<a href="${esc(a.url)}">${esc(a.name)}</a> (${a.size} B)`).join(", ")}</p>` : ""}
-      <h3>Arguments</h3><pre>${esc(JSON.stringify(j.args, null, 2))}</pre>
-      ${j.result != null ? `<h3>Result</h3><pre>${esc(JSON.stringify(j.result, null, 2))}</pre>` : ""}
-      ${j.error ? `<h3>Error</h3><pre>${esc(JSON.stringify(j.error, null, 2))}</pre>` : ""}
-      <h3>Events</h3><table id="events"><tr><th>#</th><th>At</th><th>Event</th><th>State</th><th>Data</th></tr>${events.join("")}</table>`;
-    const c = view.querySelector("#cancel");
-    if (c) c.onclick = async () => { await api(`/v1/jobs/${encodeURIComponent(id)}:cancel`, { method: "POST" }); draw(); };
+  let j = await api(`/v1/jobs/${encodeURIComponent(id)}`);
+  const events = el("table", { id: "events" }, el("tr", {}, ...["#", "At", "Event", "State", "Data"].map((h) => el("th", { text: h }))));
+  const head = el("p"), prog = el("p"), body = el("div");
+  const draw = () => {
+    const state = el("span", { class: `s-${j.state}`, text: j.state });
+    head.replaceChildren(`${j.task} on `, el("b", { text: j.queue }), " — ", state,
+      ` (${j.status}), attempt ${j.attempts}/${j.max_attempts}${j.queue_position != null ? `, position ${j.queue_position}` : ""} `);
+    if (!["succeeded", "failed", "canceled"].includes(j.state)) {
+      const cancel = el("button", { id: "cancel", text: "Cancel" });
+      cancel.onclick = async () => { j = await api(`/v1/jobs/${encodeURIComponent(id)}:cancel`, { method: "POST" }); draw(); };
+      head.append(cancel);
+    }
+    prog.replaceChildren(progressNode(j.progress));
+    const parts = [];
+    if (j.artifacts.length) {
+      const files = el("p", {}, "Files: ");
+      j.artifacts.forEach((a, i) => files.append(i ? ", " : "", el("a", { href: a.url, text: a.name }), ` (${a.size} B)`));
+      parts.push(files);
+    }
+    parts.push(el("h3", { text: "Arguments" }), el("pre", { text: JSON.stringify(j.args, null, 2) }));
+    if (j.result != null) parts.push(el("h3", { text: "Result" }), el("pre", { text: JSON.stringify(j.result, null, 2) }));
+    if (j.error) parts.push(el("h3", { text: "Error" }), errorNode(j.error));
+    body.replaceChildren(...parts);
+    stamp();
   };
-  const events = [];
-  await draw();
-  stream = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
+  view.replaceChildren(el("h2", { text: `Job ${j.id}` }), head, prog, body, el("h3", { text: "Events" }), events);
+  draw();
+  const source = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
+  stream = source;
+  let pending = null;
+  const refetch = () => {  // coalesced: a burst of state events costs one GET
+    pending = pending || api(`/v1/jobs/${encodeURIComponent(id)}`).then((fresh) => { j = fresh; draw(); }).catch(() => {}).finally(() => { pending = null; });
+  };
   const onEvent = (e) => {
     const ev = JSON.parse(e.data);
-    events.push(`<tr><td>${ev.seq}</td><td>${when(ev.at)}</td><td>${esc(ev.type)}</td><td class="s-${esc(ev.state)}">${esc(ev.state)}</td><td>${esc(JSON.stringify(ev.data))}</td></tr>`);
-    draw();
-    if (ev.type !== "progress" && ["succeeded", "failed", "canceled"].includes(ev.state)) stream.close();
+    const data = ev.data || {};
+    const shown = ev.type === "progress"
+      ? [data.fraction != null ? percent(data.fraction) : "", data.message || ""].filter(Boolean).join(" ")
+      : JSON.stringify(data);
+    events.append(el("tr", {}, el("td", { text: ev.seq }), el("td", { text: when(ev.at) }), el("td", { text: ev.type }),
+      el("td", { class: `s-${ev.state}`, text: ev.state }), el("td", {}, ev.type === "progress" ? shown : el("code", { text: shown }))));
+    // history the first GET already reflects (the stream replays it) only fills the table
+    const isNew = !j.updated_at || Date.parse(ev.at) > Date.parse(j.updated_at);
+    if (!isNew) stamp();
+    else if (ev.type === "progress") {
+      j.progress = { fraction: data.fraction ?? null, message: data.message ?? null };
+      draw();
+    } else if (ev.state !== j.state || ev.type === "artifact") {
+      j.state = ev.state; j.status = ev.status;
+      draw();
+      refetch();
+    } else stamp();
+    if (ev.type !== "progress" && ["succeeded", "failed", "canceled"].includes(ev.state)) source.close();
   };
-  for (const t of ["enqueued", "state", "progress", "artifact"]) stream.addEventListener(t, onEvent);
+  for (const t of ["enqueued", "state", "progress", "artifact"]) source.addEventListener(t, onEvent);
 }
 
 async function render() {
@@ -88,19 +162,26 @@ async function render() {
     else if (hash.startsWith("#/dead")) await deadLetters();
     else await overview();
     timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
-    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+    stamp();
   } catch (err) {
-    view.innerHTML = `<p class="warn">${esc(err.message)}</p>`;
+    view.replaceChildren(el("p", { class: "warn", text: err.message }));
   }
 }
+// Lists poll every 3 s (the job view follows its event stream instead); "updated" says when the
+// view last matched the server, and says so when a refresh failed.
 async function refresh() {
   const hash = location.hash || "#/";
+  if (hash.startsWith("#/jobs/")) return;
   try {
     if (hash.startsWith("#/dead")) await deadLetters();
     else if (hash.startsWith("#/jobs")) await jobList();
     else await overview();
-    document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
-  } catch (err) { /* keep the last view */ }
+    stamp();
+  } catch (err) {
+    const updated = document.getElementById("updated");
+    if (!updated.textContent.includes("refresh failed")) updated.textContent += " (refresh failed)";
+  }
 }
 window.addEventListener("hashchange", render);
+document.addEventListener("visibilitychange", () => { if (!document.hidden && timer) refresh(); });
 render();
