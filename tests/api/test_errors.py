@@ -5,26 +5,12 @@ cases are in test_backpressure.py). Real servers on every engine."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.api.procs import Env
-from tests.engines import ENGINES, engine_url
 
 BUGGY_APP = "tests.api.buggy_app:app"
-
-
-@pytest.fixture(params=ENGINES)
-def engine_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    with engine_url(str(request.param), tmp_path) as url:
-        environment = Env(url, tmp_path)
-        try:
-            yield environment
-        finally:
-            environment.stop_all()
 
 
 def _post_raw(http: httpx.Client, body: str) -> httpx.Response:
@@ -32,8 +18,8 @@ def _post_raw(http: httpx.Client, body: str) -> httpx.Response:
     return http.post("/v1/jobs", content=body.encode("ascii"), headers={"Content-Type": "application/json"})
 
 
-def test_a_bug_is_a_logged_500_not_an_unavailable_engine(engine_env: Env) -> None:
-    server = engine_env.serve("--no-auth", app=BUGGY_APP)
+def test_a_bug_is_a_logged_500_not_an_unavailable_engine(env: Env) -> None:
+    server = env.serve("--no-auth", app=BUGGY_APP)
     with server.http() as http:
         response = http.post("/v1/jobs", json={"task": "mangle", "args": {"text": "hello"}})
         assert response.status_code == 500, response.text
@@ -49,8 +35,8 @@ def test_a_bug_is_a_logged_500_not_an_unavailable_engine(engine_env: Env) -> Non
     assert "Traceback (most recent call last)" in log and "POST /v1/jobs" in log, log[-3000:]
 
 
-def test_input_an_engine_would_refuse_is_422_naming_the_field(engine_env: Env) -> None:
-    server = engine_env.serve("--no-auth")
+def test_input_an_engine_would_refuse_is_422_naming_the_field(env: Env) -> None:
+    server = env.serve("--no-auth")
     with server.http() as http:
         lone = _post_raw(http, json.dumps({"task": "boom", "args": {"message": "x"}}).replace('"x"', '"a\\ud800"'))
         assert lone.status_code == 422, lone.text

@@ -4,28 +4,14 @@ moved on since (IETF httpapi Idempotency-Key draft): same status, same body, byt
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from conveyor.backend import create_backend
 from conveyor.backend.protocol import EnqueueRequest
 from tests.api.procs import Env, wait_until
-from tests.engines import ENGINES, engine_url
 
 REPLAY_APP = "tests.api.replay_app:app"
-
-
-@pytest.fixture(params=ENGINES)
-def engine_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    with engine_url(str(request.param), tmp_path) as url:
-        environment = Env(url, tmp_path)
-        try:
-            yield environment
-        finally:
-            environment.stop_all()
 
 
 async def _enqueue_dependent(url: str, parent: str, key: str) -> str:
@@ -44,8 +30,8 @@ def _state(http: httpx.Client, job_id: str) -> str:
     return str(http.get(f"/v1/jobs/{job_id}").json()["state"])
 
 
-def test_replays_of_scheduled_and_waiting_jobs_answer_the_first_body(engine_env: Env) -> None:
-    server = engine_env.serve("--no-auth", "--workers", "1", "--concurrency", "1", app=REPLAY_APP)
+def test_replays_of_scheduled_and_waiting_jobs_answer_the_first_body(env: Env) -> None:
+    server = env.serve("--no-auth", "--workers", "1", "--concurrency", "1", app=REPLAY_APP)
     parent_body = {"task": "flaky", "args": {"n": 7}, "delay": 0.5}
     child_body = {"task": "echo", "args": {"text": "x"}}
     with server.http() as http:
@@ -53,7 +39,7 @@ def test_replays_of_scheduled_and_waiting_jobs_answer_the_first_body(engine_env:
         assert first.status_code == 202 and first.json()["state"] == "scheduled", first.text
         parent = first.json()["id"]
         # a dependent enqueued by the application; its first HTTP answer is a replay: waiting
-        child = asyncio.run(_enqueue_dependent(engine_env.url, parent, "child"))
+        child = asyncio.run(_enqueue_dependent(env.url, parent, "child"))
         waiting = http.post("/v1/jobs", json=child_body, headers={"Idempotency-Key": "child"})
         assert waiting.status_code == 202 and waiting.json()["id"] == child
         assert waiting.json()["state"] == "waiting", waiting.text
