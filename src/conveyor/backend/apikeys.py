@@ -1,7 +1,7 @@
-"""API key rows of the SQL engines (SQLite, PostgreSQL) as ``ApiKeyRecord``.
+"""Stored API keys as ``ApiKeyRecord``, for every engine.
 
-Both engines store a key the same way (``scopes`` as a JSON array in a text column), so the
-mapping is written once here; Redis stores the same fields in a hash (``redis/apikeys.py``).
+SQLite and PostgreSQL store a key as a row (``scopes`` a JSON array in a text column); Redis
+stores the same fields in a hash (``redis/apikeys.py``), every value a string. One mapping.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def key_params(req: CreateKeyRequest, now: float) -> dict[str, Any]:
 
 
 def row_to_key(row: Mapping[str, Any]) -> ApiKeyRecord:
+    """A key row or hash; an empty or NULL ``revoked_at`` means the key is active."""
     revoked = row["revoked_at"]
     return ApiKeyRecord(
         key_id=row["key_id"],
@@ -34,5 +35,5 @@ def row_to_key(row: Mapping[str, Any]) -> ApiKeyRecord:
         scopes=tuple(serde.loads(row["scopes"])),
         secret_hash=row["secret_hash"],
         created_at=float(row["created_at"]),
-        revoked_at=None if revoked is None else float(revoked),
+        revoked_at=None if revoked is None or revoked == "" else float(revoked),
     )
