@@ -299,6 +299,10 @@ class Conveyor:
             idempotency_ttl=self.idempotency_ttl,
             depends_on=tuple(opts.depends_on),
             max_depth=self.queue_config(queue).max_depth,
+            workflow_id=opts.workflow_id,
+            step=opts.step,
+            on_dependency_failure=opts.on_dependency_failure,
+            quorum=opts.quorum,
         )
 
     async def submit_async(

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor import serde
-from conveyor.types import Artifact, Job, JobState, RetryPolicy
+from conveyor.types import Artifact, DependencyPolicy, Job, JobState, RetryPolicy
 
 JSON_FIELDS = frozenset({"args", "retry", "result", "error", "depends_on", "artifacts"})
 """Fields whose value is structured: JSON text in the engines, plain JSON values in a record."""
 FLOAT_FIELDS = frozenset(
     {"timeout", "run_at", "created_at", "updated_at", "started_at", "finished_at", "lease_expires_at", "progress"}
 )
-INT_FIELDS = frozenset({"priority", "attempts", "max_attempts"})
+INT_FIELDS = frozenset({"priority", "attempts", "max_attempts", "quorum"})
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 
 
@@ -29,6 +29,7 @@ def job_to_record(job: Job) -> dict[str, Any]:
     """Every field of ``job`` as a JSON-ready value (the executor pipe's format)."""
     record = {name: getattr(job, name) for name in JOB_FIELDS}
     record["state"] = job.state.value
+    record["on_dependency_failure"] = job.on_dependency_failure.value
     record["retry"] = job.retry.to_dict()
     record["depends_on"] = list(job.depends_on)
     record["artifacts"] = [a.to_dict() for a in job.artifacts]
@@ -47,6 +48,7 @@ def job_from_record(record: Mapping[str, Any], *, encoded: bool = False) -> Job:
             value = _decode(name, value)
         values[name] = value
     values["state"] = JobState(values["state"])
+    values["on_dependency_failure"] = DependencyPolicy(values.get("on_dependency_failure") or DependencyPolicy.CANCEL)
     values["retry"] = RetryPolicy.from_dict(values.get("retry"))
     values["depends_on"] = list(values.get("depends_on") or [])
     values["artifacts"] = [Artifact.from_dict(a) for a in values.get("artifacts") or []]
@@ -62,5 +64,5 @@ def _decode(name: str, value: Any) -> Any:
         if name in FLOAT_FIELDS:
             return None if value == "" else float(value)
         if name in INT_FIELDS:
-            return int(float(value))
+            return None if value == "" else int(float(value))
     return value

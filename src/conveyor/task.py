@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from conveyor.errors import InvalidArguments
-from conveyor.types import DEFAULT_MAX_ATTEMPTS, Job, RetryPolicy
+from conveyor.types import DEFAULT_MAX_ATTEMPTS, DependencyPolicy, Job, RetryPolicy
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -47,6 +47,10 @@ class CallOptions:
     tenant: str | None = None
     max_attempts: int | None = None
     timeout: float | None = None
+    workflow_id: str | None = None
+    step: str | None = None
+    on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
+    quorum: int | None = None
 
 
 def _args_model(fn: Callable[..., Any], name: str) -> type[pydantic.BaseModel]:

@@ -47,6 +47,26 @@ class JobState(enum.StrEnum):
         return self.value
 
 
+class DependencyPolicy(enum.StrEnum):
+    """What a waiting dependent does when one of its dependencies ends without succeeding.
+
+    ``cancel`` (the default, fail-fast): the dependent becomes canceled, its error naming the
+    dependency that failed or was canceled, and the cancel cascades to its own dependents.
+    ``continue``: a dependency that ends in any terminal state counts as done; the dependent
+    runs and reads each dependency's outcome from ``ctx.dependencies``.
+    ``wait``: a failed dependency leaves the dependent waiting (a redrive of the dependency
+    may still satisfy it); a canceled one cancels it. With a ``quorum``, the dependent is only
+    canceled once the quorum can no longer be reached.
+    """
+
+    CANCEL = "cancel"
+    CONTINUE = "continue"
+    WAIT = "wait"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED})
 PENDING_STATES = frozenset({JobState.WAITING, JobState.SCHEDULED, JobState.QUEUED})
 
@@ -180,6 +200,13 @@ class Job:
     depends_on: list[str] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     callback_url: str | None = None
+    workflow_id: str | None = None
+    """Shared by every job enqueued together (a chain, a group, a batch with dependencies)."""
+    step: str | None = None
+    """The job's name inside its workflow; dependents read its result as ``ctx.results[step]``."""
+    on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
+    quorum: int | None = None
+    """How many dependencies must succeed (``continue``: end) before the job is released; None: all."""
 
     @property
     def terminal(self) -> bool:

@@ -110,6 +110,7 @@ from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
     Artifact,
+    DependencyPolicy,
     Job,
     JobEvent,
     JobState,
@@ -158,6 +159,11 @@ class EnqueueRequest:
     """Set by the caller to know the id in advance; generated when None."""
     callback_url: str | None = None
     """Per-submit webhook receiver, stored on the job in the same write (``Job.callback_url``)."""
+    workflow_id: str | None = None
+    step: str | None = None
+    on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
+    quorum: int | None = None
+    """See ``Job``: the workflow the job belongs to, its step name, and its dependency policy."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,8 @@ class JobFilter:
     limit: int = 50
     cursor: str | None = None
     """Return jobs with id < cursor (newest first)."""
+    workflow: str | None = None
+    """Only the jobs of this workflow."""
 
 
 @dataclass(frozen=True)
