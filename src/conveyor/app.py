@@ -36,6 +36,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
+from conveyor.limits import KeySpec, TaskLimits
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
@@ -134,6 +135,11 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        concurrency: int | None = None,
+        concurrency_key: KeySpec = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        rate_key: KeySpec = None,
+        unique_key: KeySpec = None,
     ) -> Callable[[F], Task]: ...
 
     def task(
@@ -147,18 +153,38 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        concurrency: int | None = None,
+        concurrency_key: KeySpec = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        rate_key: KeySpec = None,
+        unique_key: KeySpec = None,
     ) -> Task | Callable[[F], Task]:
-        """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``."""
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``.
+
+        Limits (enforced by the engine in the claim, docs/guide-limits.md): ``concurrency=N``
+        runs at most N jobs per ``concurrency_key`` at once (a string, or a function of the
+        job's args such as ``lambda a: f"tenant:{a['tenant']}"``; default: the task name);
+        ``rate_limit="100/m"`` starts at most 100 per minute per ``rate_key`` (same defaults);
+        ``unique_key`` (string or function of the args) keeps one pending or running job per key.
+        """
         if max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive seconds")
-        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority)
 
         def register(func: F) -> Task:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
             if task_name in self.tasks:
                 raise ConfigError(f"task {task_name!r} is registered twice")
+            limits = TaskLimits.declare(
+                task_name,
+                concurrency=concurrency,
+                concurrency_key=concurrency_key,
+                rate_limit=rate_limit,
+                rate_key=rate_key,
+                unique_key=unique_key,
+            )
+            options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority, limits)
             task = Task(self, func, task_name, options, args_model)
             self.tasks[task_name] = task
             return task
@@ -303,6 +329,7 @@ class Conveyor:
             step=opts.step,
             on_dependency_failure=opts.on_dependency_failure,
             quorum=opts.quorum,
+            **task.options.limits.fields(clean, opts.unique_key),
         )
 
     async def submit_async(

@@ -19,9 +19,19 @@ from conveyor.types import Artifact, DependencyPolicy, Job, JobState, RetryPolic
 JSON_FIELDS = frozenset({"args", "retry", "result", "error", "depends_on", "artifacts"})
 """Fields whose value is structured: JSON text in the engines, plain JSON values in a record."""
 FLOAT_FIELDS = frozenset(
-    {"timeout", "run_at", "created_at", "updated_at", "started_at", "finished_at", "lease_expires_at", "progress"}
+    {
+        "timeout",
+        "run_at",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "lease_expires_at",
+        "progress",
+        "rate_period",
+    }
 )
-INT_FIELDS = frozenset({"priority", "attempts", "max_attempts", "quorum"})
+INT_FIELDS = frozenset({"priority", "attempts", "max_attempts", "quorum", "concurrency_limit", "rate_limit"})
 JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 
 

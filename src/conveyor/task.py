@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from conveyor.errors import InvalidArguments
+from conveyor.limits import TaskLimits
 from conveyor.types import DEFAULT_MAX_ATTEMPTS, DependencyPolicy, Job, RetryPolicy
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class TaskOptions:
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     priority: int = 0
+    limits: TaskLimits = field(default_factory=TaskLimits)
+    """Concurrency / rate limits and unique key declared on the task (``conveyor.limits``)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class CallOptions:
     step: str | None = None
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
+    unique_key: str | None = None
+    """Only one pending or running job per unique key (wins over the task's declaration)."""
 
 
 def _args_model(fn: Callable[..., Any], name: str) -> type[pydantic.BaseModel]:

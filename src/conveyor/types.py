@@ -207,6 +207,15 @@ class Job:
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
     """How many dependencies must succeed (``continue``: end) before the job is released; None: all."""
+    concurrency_key: str | None = None
+    """Limit group: at most ``concurrency_limit`` jobs with this key run at once (docs/guide-limits.md)."""
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    """Rate group: at most ``rate_limit`` jobs with this key start per ``rate_period`` seconds."""
+    rate_limit: int | None = None
+    rate_period: float | None = None
+    unique_key: str | None = None
+    """At most one pending or running job per (tenant, unique_key); a duplicate submit gets it back."""
 
     @property
     def terminal(self) -> bool:

@@ -63,7 +63,7 @@ def add_history(url: str, n: int) -> None:
 async def test_claim_uses_the_queued_only_index_with_a_large_history(backend: PostgresBackend, url: str) -> None:
     add_history(url, HISTORY)
     await backend.enqueue_many([EnqueueRequest(task="t", args={}, queue="q") for _ in range(20)])
-    text = plan(url, "claim", {"off": 0.0, "queues": ["q"], "limit": 10, "lease": 30.0, "worker_id": "w"})
+    text = plan(url, "claim_limited_candidates", {"off": 0.0, "queues": ["q"], "skip": [], "limit": 10})
     assert "jobs_claim" in text, text
     assert "Seq Scan on jobs" not in text, text
     # The index holds only queued jobs: none of the finished history is in it.

@@ -106,6 +106,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from conveyor.limits import check_request
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
@@ -164,6 +165,16 @@ class EnqueueRequest:
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
     """See ``Job``: the workflow the job belongs to, its step name, and its dependency policy."""
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
+    unique_key: str | None = None
+    """See ``Job`` and ``conveyor.limits``: checked by ``limits.check_request`` below."""
+
+    def __post_init__(self) -> None:
+        check_request(self)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.postgres import migrate as migrations
 from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
 from conveyor.backend.postgres.enqueue import enqueue_steps, insert_batch_async, is_plain, run_steps_async
+from conveyor.backend.postgres.limits import claim_within_limits
 from conveyor.backend.postgres.listener import Listener
 from conveyor.backend.postgres.rows import Row, row_to_event, row_to_job
 from conveyor.backend.protocol import (
@@ -271,19 +272,13 @@ class PostgresBackend:
     # -- worker path --------------------------------------------------------------------------
 
     async def claim(self, req: ClaimRequest) -> list[Job]:
-        params = {
-            "off": self.clock_offset,
-            "queues": list(dict.fromkeys(req.queues)),
-            "limit": req.limit,
-            "lease": req.lease_seconds,
-            "worker_id": req.worker_id,
-        }
+        """One transaction: promote due jobs, then claim within limits (postgres/limits.py)."""
         if req.limit <= 0 or not req.queues:
             return []
 
         async def run(conn: Conn) -> list[Row]:
             await conn.execute(self.sql["promote_due"], {"off": self.clock_offset, "limit": PROMOTE_BATCH})
-            return await _rows(conn, self.sql["claim"], params)
+            return await claim_within_limits(conn, self.sql, req, self.clock_offset)
 
         rows = await self._run(run, "claiming jobs")
         return sorted((row_to_job(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))

@@ -20,6 +20,7 @@ from psycopg import AsyncConnection, Connection
 from psycopg.rows import dict_row
 
 from conveyor import serde, states
+from conveyor.backend.limits import has_limits, limit_columns
 from conveyor.backend.postgres.rows import Row, row_to_job
 from conveyor.backend.protocol import EnqueueRequest, EnqueueResult
 from conveyor.errors import DependencyError, IdempotencyConflict, QueueFull
@@ -60,6 +61,12 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
                 return EnqueueResult(row_to_job(found), created=False)
             # The job was pruned while its key was still valid: the key now names the new job.
             yield "retake_idempotency_key", key, False
+    if req.unique_key is not None:
+        unique = {"tenant": req.tenant, "unique_key": req.unique_key}
+        yield "lock_unique_key", unique, True
+        holder = yield "find_unique_active", unique, True
+        if holder:
+            return EnqueueResult(row_to_job(holder[0]), created=False)
     if req.max_depth is not None:
         # Serialise enqueues of this queue only, so two submits cannot both take the last slot.
         yield "lock_queue_depth", {"queue": req.queue}, True
@@ -111,6 +118,7 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "idempotency_key": req.idempotency_key,
         "depends_on": serde.dumps(deps),
         "callback_url": req.callback_url,
+        **limit_columns(req),
     }
     row = (yield "insert_job", params, True)[0]
     if unfinished:
@@ -134,6 +142,7 @@ def is_plain(req: EnqueueRequest) -> bool:
         and req.max_depth is None
         and not req.depends_on
         and req.callback_url is None
+        and not has_limits(req)
         and all(v is None or math.isfinite(v) for v in (req.timeout, req.run_at, req.delay))
     )
 

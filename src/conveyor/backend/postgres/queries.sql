@@ -77,7 +77,8 @@ WITH t AS (
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                               depends_on, pending_deps, callback_url)
+                               depends_on, pending_deps, callback_url,
+                               concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
@@ -85,7 +86,8 @@ WITH t AS (
                json_build_object('type', 'DependencyCanceled',
                                  'message', 'dependency ' || %(canceled_dep)s::text || ' was canceled')::text
            END,
-           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s
+           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s,
+           %(concurrency_key)s, %(concurrency_limit)s, %(rate_key)s, %(rate_limit)s, %(rate_period)s, %(unique_key)s
     FROM s
     RETURNING *
 ), ev AS (
@@ -120,36 +122,6 @@ WITH due AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM moved) q
 )
 SELECT (SELECT count(*) FROM moved) AS n, (SELECT count(*) FROM nt) AS notified
-
--- name: claim
-WITH q AS (
-    SELECT name FROM unnest(%(queues)s::text[]) AS u(name)
-    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = u.name AND p.paused)
-), picked AS (
-    SELECT c.id FROM q
-    CROSS JOIN LATERAL (
-        SELECT id, priority, run_at FROM {schema}.jobs
-        WHERE state = 'queued' AND queue = q.name
-        ORDER BY priority DESC, run_at, id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) c
-    ORDER BY c.priority DESC, c.run_at, c.id
-    LIMIT %(limit)s
-), claimed AS (
-    UPDATE {schema}.jobs j
-    SET state = 'running', attempts = j.attempts + 1,
-        lease_token = replace(gen_random_uuid()::text, '-', ''),
-        lease_expires_at = {schema}.now(%(off)s) + %(lease)s,
-        worker_id = %(worker_id)s, started_at = {schema}.now(%(off)s), updated_at = {schema}.now(%(off)s)
-    FROM picked WHERE j.id = picked.id
-    RETURNING j.*
-), ev AS (
-    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
-    SELECT id, started_at, 'state', 'running', json_build_object('attempt', attempts, 'worker', worker_id)::text
-    FROM claimed
-)
-SELECT * FROM claimed
 
 -- name: next_due
 SELECT min(run_at) - {schema}.now(%(off)s) AS wait FROM {schema}.jobs
@@ -542,3 +514,91 @@ RETURNING o.seq, o.job_id, o.state, o.at
 
 -- name: ack_outbox
 DELETE FROM {schema}.outbox WHERE seq = ANY(%(seqs)s::bigint[])
+
+-- name: lock_unique_key
+-- Serialise enqueues of one (tenant, unique key) until commit: a concurrent duplicate waits,
+-- then finds the job this transaction made.
+SELECT pg_advisory_xact_lock(hashtextextended('{schema}:unique:' || %(tenant)s || ':' || %(unique_key)s, 0)) AS locked
+
+-- name: find_unique_active
+SELECT * FROM {schema}.jobs
+WHERE tenant = %(tenant)s AND unique_key = %(unique_key)s
+  AND state IN ('waiting', 'scheduled', 'queued', 'running')
+LIMIT 1
+
+-- name: claim_limited_candidates
+-- The best queued jobs of the queues whose concurrency key has a free slot and whose rate key
+-- has room in its window, as this statement's snapshot sees it (held-back jobs are skipped,
+-- never block the ones behind them). Row-locked; the counts of limited candidates are read
+-- again under the keys' advisory locks (lock_limit_keys) before any is claimed.
+WITH q AS (
+    SELECT name FROM unnest(%(queues)s::text[]) AS u(name)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queues p WHERE p.name = u.name AND p.paused)
+)
+SELECT c.* FROM q
+CROSS JOIN LATERAL (
+    SELECT j.id, j.priority, j.run_at, j.concurrency_key, j.concurrency_limit, j.rate_key, j.rate_limit, j.rate_period
+    FROM {schema}.jobs j
+    WHERE j.state = 'queued' AND j.queue = q.name AND NOT (j.id = ANY(%(skip)s::text[]))
+      AND (j.concurrency_key IS NULL OR (
+          SELECT count(*) FROM {schema}.jobs r WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key
+      ) < j.concurrency_limit)
+      AND (j.rate_key IS NULL OR (
+          SELECT count(*) FROM {schema}.rate_starts s
+          WHERE s.key = j.rate_key AND s.at > {schema}.now(%(off)s) - j.rate_period
+      ) < j.rate_limit)
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+) c
+ORDER BY c.priority DESC, c.run_at, c.id
+LIMIT %(limit)s
+
+-- name: lock_limit_keys
+-- One transaction-scoped advisory lock per limit key, in a fixed order (no deadlock between
+-- claimers): whoever holds a key's lock counts and claims for it alone until commit.
+SELECT count(pg_advisory_xact_lock(hashtextextended('{schema}:limit:' || k, 0)))
+FROM (SELECT k FROM unnest(%(keys)s::text[]) AS u(k) ORDER BY k) ks
+
+-- name: running_per_key
+SELECT concurrency_key AS key, count(*) AS n FROM {schema}.jobs
+WHERE state = 'running' AND concurrency_key = ANY(%(keys)s::text[])
+GROUP BY concurrency_key
+
+-- name: recent_starts
+SELECT key, {schema}.now(%(off)s) - at AS age FROM {schema}.rate_starts
+WHERE key = ANY(%(keys)s::text[]) AND at > {schema}.now(%(off)s) - %(period)s
+
+-- name: claim_ids
+WITH claimed AS (
+    UPDATE {schema}.jobs j
+    SET state = 'running', attempts = j.attempts + 1,
+        lease_token = replace(gen_random_uuid()::text, '-', ''),
+        lease_expires_at = {schema}.now(%(off)s) + %(lease)s,
+        worker_id = %(worker_id)s, started_at = {schema}.now(%(off)s), updated_at = {schema}.now(%(off)s)
+    WHERE j.id = ANY(%(ids)s::text[]) AND j.state = 'queued'
+    RETURNING j.*
+), ev AS (
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
+    SELECT id, started_at, 'state', 'running', json_build_object('attempt', attempts, 'worker', worker_id)::text
+    FROM claimed
+)
+SELECT * FROM claimed
+
+-- name: record_rate_starts
+-- The starts of this claim for each rate key, after forgetting the key's starts older than
+-- its period (keys, periods and ids are parallel arrays, one entry per job started).
+WITH u AS (
+    SELECT * FROM unnest(%(keys)s::text[], %(periods)s::float8[], %(ids)s::text[]) AS u(key, period, job_id)
+), old AS (
+    DELETE FROM {schema}.rate_starts s USING u
+    WHERE s.key = u.key AND s.at <= {schema}.now(%(off)s) - u.period
+)
+INSERT INTO {schema}.rate_starts (key, at, job_id)
+SELECT key, {schema}.now(%(off)s), job_id FROM u
+
+-- name: try_lock_limit_keys
+-- The later rounds of a claim take only the key locks that are free (taking them in a new
+-- order while holding others could deadlock); the keys answered are now held.
+SELECT k AS key FROM unnest(%(keys)s::text[]) AS u(k)
+WHERE pg_try_advisory_xact_lock(hashtextextended('{schema}:limit:' || k, 0))

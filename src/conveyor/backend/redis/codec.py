@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor import serde
+from conveyor.backend.limits import limit_columns
 from conveyor.backend.protocol import EnqueueRequest
 from conveyor.records import job_from_record
 from conveyor.types import Job, new_job_id
+
+LIMIT_FIELDS = {
+    "concurrency_key": "ckey",
+    "concurrency_limit": "climit",
+    "rate_key": "rkey",
+    "rate_limit": "rlimit",
+    "rate_period": "rperiod",
+    "unique_key": "ukey",
+}
+"""The limit fields of a request and their names in the enqueue script's JSON (enqueue.lua)."""
 
 
 def pairs(flat: list[str]) -> dict[str, str]:
@@ -48,6 +59,7 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "ikey": req.idempotency_key,
         "max_depth": req.max_depth,
         "callback_url": req.callback_url,
+        **{LIMIT_FIELDS[name]: value for name, value in limit_columns(req).items()},
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

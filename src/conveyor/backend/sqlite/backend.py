@@ -53,6 +53,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
+from conveyor.backend.sqlite.limits import claim_within_limits, find_unique, limit_columns
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -249,6 +250,8 @@ class SQLiteBackend:
                     return EnqueueResult(row_to_job(existing), created=False)
             if found is not None:
                 conn.execute(SQL["delete_idempotency_key"], key)
+        if req.unique_key is not None and (holder := find_unique(conn, req)) is not None:
+            return EnqueueResult(row_to_job(holder), created=False)
         if req.max_depth is not None:
             depth = conn.execute(SQL["count_pending"], {"queue": req.queue}).fetchone()[0]
             if depth >= req.max_depth:
@@ -300,6 +303,7 @@ class SQLiteBackend:
                     "depends_on": serde.dumps(deps),
                     "pending_deps": len(unfinished),
                     "callback_url": req.callback_url,
+                    **limit_columns(req),
                 },
             )
         except sqlite3.IntegrityError:
@@ -420,16 +424,7 @@ class SQLiteBackend:
             with self._tx(conn):
                 now = self._clock()
                 self._promote_due(conn, now)
-                rows = conn.execute(
-                    SQL["claim"],
-                    {
-                        "now": now,
-                        "lease_seconds": req.lease_seconds,
-                        "worker_id": req.worker_id,
-                        "queues": serde.dumps(list(req.queues)),
-                        "limit": req.limit,
-                    },
-                ).fetchall()
+                rows = claim_within_limits(conn, req, now)
                 jobs = sorted((row_to_job(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
                 for job in jobs:
                     self._event(conn, job.id, now, "state", "running", attempt=job.attempts, worker=req.worker_id)

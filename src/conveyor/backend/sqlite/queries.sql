@@ -28,10 +28,19 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps, callback_url)
+                  depends_on, pending_deps, callback_url,
+                  concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps, :callback_url)
+        :depends_on, :pending_deps, :callback_url,
+        :concurrency_key, :concurrency_limit, :rate_key, :rate_limit, :rate_period, :unique_key)
+
+-- name: find_unique_active
+-- The pending or running job holding this unique key, if any (enqueue of a unique job).
+SELECT * FROM jobs
+WHERE tenant = :tenant AND unique_key = :unique_key
+  AND state IN ('waiting', 'scheduled', 'queued', 'running')
+LIMIT 1
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
@@ -44,20 +53,40 @@ UPDATE jobs SET state = 'queued', updated_at = :now
 WHERE state = 'scheduled' AND run_at <= :now
 RETURNING id
 
--- name: claim
+-- name: claim_limited_candidates
+-- The claim when limits are in play: the best queued jobs whose concurrency key has a free slot
+-- and whose rate key has room in its window (a held-back job is skipped, never blocks the ones
+-- behind it). The caller still counts the jobs it takes in this batch (running_for_key,
+-- started_in_window) before claiming them with claim_ids.
+SELECT id, concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period,
+       CASE WHEN concurrency_key IS NULL THEN 0 ELSE (
+           SELECT count(*) FROM jobs r WHERE r.state = 'running' AND r.concurrency_key = j.concurrency_key
+       ) END AS running_for_key,
+       CASE WHEN rate_key IS NULL THEN 0 ELSE (
+           SELECT count(*) FROM rate_starts s WHERE s.key = j.rate_key AND s.at > :now - j.rate_period
+       ) END AS started_in_window
+FROM jobs j
+WHERE state = 'queued'
+  AND queue IN (SELECT value FROM json_each(:queues))
+  AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+  AND (concurrency_key IS NULL OR running_for_key < concurrency_limit)
+  AND (rate_key IS NULL OR started_in_window < rate_limit)
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
+
+-- name: claim_ids
 UPDATE jobs
 SET state = 'running', attempts = attempts + 1, lease_token = lower(hex(randomblob(16))),
     lease_expires_at = :now + :lease_seconds, worker_id = :worker_id, started_at = :now,
     updated_at = :now
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE state = 'queued'
-      AND queue IN (SELECT value FROM json_each(:queues))
-      AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
-    ORDER BY priority DESC, run_at, id
-    LIMIT :limit
-)
+WHERE state = 'queued' AND id IN (SELECT value FROM json_each(:ids))
 RETURNING *
+
+-- name: record_rate_start
+INSERT INTO rate_starts (key, at, job_id) VALUES (:key, :now, :job_id)
+
+-- name: forget_old_rate_starts
+DELETE FROM rate_starts WHERE key = :key AND at <= :now - :period
 
 -- name: extend_lease
 UPDATE jobs SET lease_expires_at = :now + :lease_seconds, updated_at = :now

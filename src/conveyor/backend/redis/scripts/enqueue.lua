@@ -6,10 +6,28 @@
 -- what earlier requests of the batch would create (no write yet, so any refusal leaves Redis
 -- untouched), then apply every plan.
 local reqs = cjson.decode(ARGV[3])
+-- job hash field -> name in the request JSON (codec.LIMIT_FIELDS)
+local LIMIT_FIELDS = {concurrency_key = 'ckey', concurrency_limit = 'climit', rate_key = 'rkey',
+  rate_limit = 'rlimit', rate_period = 'rperiod', unique_key = 'ukey'}
 local INITIAL = cjson.decode(ARGV[4])
 local made = {}    -- job id -> {tenant, state} created by this batch
 local ikeys = {}   -- idempotency key name -> {job_id, digest, expires_at} written by this batch
 local depth = {}   -- queue -> pending jobs this batch adds
+local uniques = {} -- unique key name -> job id created by this batch
+local ACTIVE = {waiting = true, scheduled = true, queued = true, running = true}
+
+-- The pending or running job holding unique key `ukey` (B:unique:... names the last job made
+-- with it; once that job has ended, or was pruned, the key is free again).
+local function unique_holder(ukey)
+  local id = uniques[ukey] or redis.call('GET', ukey)
+  if not id then
+    return nil
+  end
+  if made[id] then
+    return ACTIVE[made[id].state] and id or nil
+  end
+  return ACTIVE[redis.call('HGET', jkey(id), 'state')] and id or nil
+end
 
 local function plan_one(r)
   if RETRY and redis.call('HGET', jkey(r.id), 'digest') == r.digest then
@@ -32,6 +50,14 @@ local function plan_one(r)
       if made[found.job_id] or redis.call('EXISTS', jkey(found.job_id)) == 1 then
         return {existing = found.job_id, created = 0}
       end
+    end
+  end
+  local ukey
+  if r.ukey then
+    ukey = B .. ':unique:' .. #r.tenant .. ':' .. r.tenant .. ':' .. r.ukey
+    local holder = unique_holder(ukey)
+    if holder then
+      return {existing = holder, created = 0}
     end
   end
   if r.max_depth then
@@ -82,7 +108,10 @@ local function plan_one(r)
   if ikey then
     ikeys[ikey] = {job_id = r.id, digest = r.digest, expires_at = NOW + r.ittl}
   end
-  return {r = r, state = state, run_at = run_at, unfinished = unfinished, canceled_dep = canceled_dep, ikey = ikey}
+  if ukey then
+    uniques[ukey] = r.id
+  end
+  return {ukey = ukey, r = r, state = state, run_at = run_at, unfinished = unfinished, canceled_dep = canceled_dep, ikey = ikey}
 end
 
 local plans = {}
@@ -113,6 +142,15 @@ local function apply(p)
   if r.callback_url then
     h[#h + 1] = 'callback_url'
     h[#h + 1] = r.callback_url
+  end
+  for field, name in pairs(LIMIT_FIELDS) do
+    if r[name] then
+      h[#h + 1] = field
+      h[#h + 1] = type(r[name]) == 'number' and fmt(r[name]) or r[name]
+    end
+  end
+  if p.ukey then
+    redis.call('SET', p.ukey, r.id)
   end
   if p.state == 'canceled' then
     j.finished_at = fmt(NOW)

@@ -17,6 +17,13 @@ for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
         redis.call('HDEL', B .. ':outbox:e', seq)
         redis.call('ZREM', B .. ':outbox', seq)
       end
+      local u = redis.call('HMGET', jkey(id), 'unique_key', 'tenant')
+      if u[1] then -- the unique key names this job no more (limits: enqueue.lua)
+        local ukey = B .. ':unique:' .. #u[2] .. ':' .. u[2] .. ':' .. u[1]
+        if redis.call('GET', ukey) == id then
+          redis.call('DEL', ukey)
+        end
+      end
       redis.call('DEL', jkey(id), B .. ':ev:' .. id, B .. ':fx:' .. id, B .. ':dependents:' .. id, B .. ':ox:' .. id)
       redis.call('ZREM', B .. ':ids', id)
       deleted = deleted + 1
