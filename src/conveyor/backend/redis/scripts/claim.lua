@@ -54,12 +54,13 @@ local function limits_of(id)
   return {ckey = v[1], climit = tonumber(v[2]), rkey = v[3], rlimit = tonumber(v[4]), rperiod = tonumber(v[5])}
 end
 
--- The park name ("c:<key>" / "r:<key>") of the limit that holds job `l` back now, or nil.
-local function held_by(l)
-  if l.ckey and running(l.ckey) >= l.climit then
+-- The park name ("c:<key>" / "r:<key>") of the limit that holds job `l` back now, or nil;
+-- `extra` counts the candidates already chosen per name ({} when there are none).
+local function held_by(l, extra)
+  if l.ckey and running(l.ckey) + (extra['c:' .. l.ckey] or 0) >= l.climit then
     return 'c:' .. l.ckey, tostring(l.climit)
   end
-  if l.rkey and started(l.rkey, l.rperiod) >= l.rlimit then
+  if l.rkey and started(l.rkey, l.rperiod) + (extra['r:' .. l.rkey] or 0) >= l.rlimit then
     return 'r:' .. l.rkey, l.rlimit .. ':' .. fmt(l.rperiod)
   end
   return nil
@@ -106,7 +107,18 @@ end
 
 unpark_all()
 
--- Up to `limit` claimable jobs of queue `q`, best first; parks the held-back ones met on the way.
+-- Up to `limit` claimable jobs of queue `q`, best first; parks the held-back ones met on the way
+-- (counting the candidates chosen so far, of every queue, as if they ran already).
+local chosen = {}
+local function choose(l)
+  if l.ckey then
+    chosen['c:' .. l.ckey] = (chosen['c:' .. l.ckey] or 0) + 1
+  end
+  if l.rkey then
+    chosen['r:' .. l.rkey] = (chosen['r:' .. l.rkey] or 0) + 1
+  end
+end
+
 local function candidates_of(q)
   local ready = B .. ':ready:' .. q
   local found = {}
@@ -118,10 +130,11 @@ local function candidates_of(q)
     for i = 1, #top, 2 do
       local member, score = top[i], tonumber(top[i + 1])
       local l = limits_of(string.sub(member, 22))
-      local name, info = held_by(l)
+      local name, info = held_by(l, chosen)
       if name then
         park(name, info, ready, member, score)
       else
+        choose(l)
         found[#found + 1] = {member = member, score = score, limits = l}
       end
     end
@@ -156,7 +169,7 @@ for _, c in ipairs(candidates) do
   local l = c.limits
   -- this batch's own takes count too (held_by reads the counts updated below); a job that no
   -- longer fits stays ready for the next claim
-  if not held_by(l) then
+  if not held_by(l, {}) then
     local id = string.sub(c.member, 22)
     local j = load(id)
     local attempt = tonumber(j.attempts) + 1
