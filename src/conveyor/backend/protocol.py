@@ -19,6 +19,8 @@ atomically, and written once per engine:
 * **dependency release**: when a job succeeds, each waiting dependent whose dependencies have
   all succeeded becomes queued (scheduled if its run_at is still in the engine's future);
 * **due**: whether a run_at has come, on the engine's clock (enqueue, promotion, claim).
+* **limits** (``conveyor.limits``): which queued jobs a claim may take (per-key concurrency and
+  start rate) and whether an enqueue returns the holder of its unique key.
 
 Semantics every engine must follow:
 
@@ -33,6 +35,11 @@ Semantics every engine must follow:
   The hash is ``serde.payload_hash(task, args)`` (key order does not matter). A refused
   enqueue (QueueFull, DependencyError, ...) stores nothing, not even its key. Generated ids
   come from ``types.new_job_id`` (time-ordered, increasing within a process).
+* Unique jobs: an enqueue with ``unique_key`` U while a job of the same tenant with U is
+  waiting, scheduled, queued or running stores nothing and returns that job with
+  ``created=False`` (checked after the idempotency key, before ``max_depth``: a duplicate is
+  never refused as QueueFull); concurrent duplicates create one job. Once the holder has
+  ended (succeeded, failed, canceled) the key is free. A redrive does not check unique keys.
 * ``enqueue_many``: one transaction for the batch; any error stores none of it. Requests run in
   order, so a request may depend on (or share a key with) an earlier one of the same batch.
 * ``claim``: takes up to ``limit`` jobs that are ``queued``, or ``scheduled`` with
@@ -40,6 +47,16 @@ Semantics every engine must follow:
   id ASC, and returns them in that order. Each claimed job: state running, attempts += 1, new
   lease_token, lease_expires_at = now + lease_seconds, worker_id, started_at = now. No job is
   ever handed to two claimers. (A claim may promote due scheduled jobs to queued on the way.)
+  Limits, decided atomically with the claim even when claimers on many nodes race: a job with
+  ``concurrency_key`` K is taken only while fewer than its ``concurrency_limit`` jobs with key K
+  are ``running`` (any queue, any node; jobs taken by this same claim count); a job with
+  ``rate_key`` R is taken only while fewer than its ``rate_limit`` jobs with key R started in
+  the sliding window ``(now - rate_period, now]`` (engine clock; every claim of the job is a
+  start). A job held back by a limit stays ``queued``, is not charged an attempt, and is
+  skipped: the claim goes on to the jobs behind it (no head-of-line blocking), and the job is
+  claimable again as soon as a slot frees (a running job of K ends, fails, is canceled or its
+  expired lease is reaped) or the window allows. Jobs sharing a key should declare the same
+  limit (and period); each candidate is checked against its own.
 * ``heartbeat``: for each (job_id, token) extends the lease if the token still matches and the
   job is running; answers per job ``ok``, ``lost`` (token mismatch / not running) or
   ``canceled`` (the job was canceled while running). An unknown job or a stale token of a job
