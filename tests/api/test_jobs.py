@@ -268,3 +268,22 @@ def test_many_submits_from_threads_all_stored(stack: Stack) -> None:
         ids = list(pool.map(submit, range(20)))
     with ConveyorClient(stack.server.url, api_key=stack.keys.tenant_b) as client:
         assert all(client.wait(i, timeout=60).status == "succeeded" for i in ids)
+
+
+def test_a_unique_key_answers_the_pending_job_instead_of_a_second_one(stack: Stack) -> None:
+    key = f"nightly-{uuid.uuid4().hex[:8]}"
+    body = {"task": "add", "args": {"a": 1, "b": 2}, "delay": 3600, "unique_key": key}
+    with stack.server.http(stack.keys.tenant_a) as http, stack.server.http(stack.keys.tenant_b) as other:
+        first = http.post("/v1/jobs", json=body)
+        again = http.post("/v1/jobs", json={**body, "args": {"a": 5, "b": 5}})
+        theirs = other.post("/v1/jobs", json=body)
+        assert first.status_code == again.status_code == theirs.status_code == 202
+        assert again.json()["id"] == first.json()["id"] and again.json()["args"] == {"a": 1, "b": 2}
+        assert theirs.json()["id"] != first.json()["id"], "unique keys are per tenant"
+        bad = http.post("/v1/jobs", json={**body, "unique_key": ""})
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+        assert http.post(f"/v1/jobs/{first.json()['id']}:cancel").status_code == 200
+        assert other.post(f"/v1/jobs/{theirs.json()['id']}:cancel").status_code == 200
+        after = http.post("/v1/jobs", json=body)
+        assert after.status_code == 202 and after.json()["id"] != first.json()["id"]
+        assert http.post(f"/v1/jobs/{after.json()['id']}:cancel").status_code == 200

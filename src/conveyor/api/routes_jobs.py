@@ -245,6 +245,7 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         run_at=body.run_at.timestamp() if body.run_at is not None else None,
         idempotency_key=key,
         tenant=principal.tenant,
+        unique_key=body.unique_key,
     )
     try:
         if internal_task(body.task):
@@ -326,7 +327,7 @@ def _unstorable_args(value: Any, path: str) -> tuple[str, str] | None:
 def _check_storable(body: SubmitRequest) -> None:
     """Refuse, naming the field, input the engine would refuse (a 422, not a 5xx from the engine)."""
     found: tuple[str, str] | None = None
-    for name in ("task", "queue"):
+    for name in ("task", "queue", "unique_key"):
         value = getattr(body, name)
         reason = _unstorable_text(value, nul_ok=False) if value is not None else None
         if reason:

@@ -198,6 +198,14 @@ class SubmitRequest(BaseModel):
         )
     )
 
+    unique_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Only one pending or running job per unique key (per tenant): while one is, a submit "
+        "with the same key answers that job instead of creating another",
+    )
+
     @field_validator("callback_url")
     @classmethod
     def _callback_url(cls, value: str | None) -> str | None:
