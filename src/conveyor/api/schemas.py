@@ -202,6 +202,7 @@ class SubmitRequest(BaseModel):
         None,
         min_length=1,
         max_length=200,
+        pattern=r"^[^\x00]+$",  # stored as text: PostgreSQL text cannot hold NUL
         description="Only one pending or running job per unique key (per tenant): while one is, a submit "
         "with the same key answers that job instead of creating another",
     )
