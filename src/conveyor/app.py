@@ -36,7 +36,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
-from conveyor.limits import KeySpec, TaskLimits
+from conveyor.limits import KeySpec, TaskLimits, parse_rate, with_queue_limits
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
@@ -97,6 +97,9 @@ class Conveyor:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
+        for config in self.queues.values():
+            if config.rate_limit is not None:
+                parse_rate(config.rate_limit)  # a bad rate text is refused here, not at the first submit
         if result_store is None or isinstance(result_store, str):
             root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
             result_store = LocalResultStore(Path(root))
@@ -185,6 +188,8 @@ class Conveyor:
                 unique_key=unique_key,
             )
             options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority, limits)
+            # the same refusal as at submit time, made at once for the task's own queue
+            with_queue_limits(self.queue_config(queue), task_name, limits.declared_keys())
             task = Task(self, func, task_name, options, args_model)
             self.tasks[task_name] = task
             return task
@@ -329,7 +334,9 @@ class Conveyor:
             step=opts.step,
             on_dependency_failure=opts.on_dependency_failure,
             quorum=opts.quorum,
-            **task.options.limits.fields(clean, opts.unique_key),
+            **with_queue_limits(
+                self.queue_config(queue), task.name, task.options.limits.fields(clean, opts.unique_key)
+            ),
         )
 
     async def submit_async(

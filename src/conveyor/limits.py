@@ -26,6 +26,7 @@ from conveyor.errors import ConfigError
 
 if TYPE_CHECKING:
     from conveyor.backend.protocol import EnqueueRequest
+    from conveyor.types import QueueConfig
 
 KeySpec = str | Callable[[Mapping[str, Any]], str | None] | None
 """A key declared on a task: a fixed string, or a function of the job's arguments."""
@@ -117,6 +118,13 @@ class TaskLimits:
             unique_key=unique_key,
         )
 
+    def declared_keys(self) -> dict[str, Any]:
+        """Which limits the task declares, as placeholder fields (no args needed)."""
+        return {
+            "concurrency_key": "declared" if self.concurrency is not None else None,
+            "rate_key": "declared" if self.rate is not None else None,
+        }
+
     def fields(self, args: Mapping[str, Any], unique_key: str | None = None) -> dict[str, Any]:
         """The EnqueueRequest fields for one job; a per-call ``unique_key`` wins over the task's."""
         out: dict[str, Any] = {"unique_key": unique_key or resolve_key(self.unique_key, args)}
@@ -127,3 +135,34 @@ class TaskLimits:
         if key is not None and self.rate is not None:
             out.update(rate_key=key, rate_limit=self.rate[0], rate_period=self.rate[1])
         return out
+
+
+def queue_key(queue: str) -> str:
+    """The concurrency / rate key of a queue-wide limit (``QueueConfig.concurrency`` / ``rate_limit``)."""
+    return f"queue:{queue}"
+
+
+def with_queue_limits(config: QueueConfig, task: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A job's limit fields once its queue's own limits are added.
+
+    A job carries one concurrency key and one rate key, so a task with its own concurrency
+    (or rate) limit cannot go to a queue that declares one too: refused (a limit Conveyor would
+    not honour is an error, never a silent no-op).
+    """
+    out = dict(fields)
+    if config.concurrency is not None:
+        if fields.get("concurrency_key") is not None:
+            raise ConfigError(
+                f"task {task} has its own concurrency limit and queue {config.name!r} declares one too; "
+                "a job carries one concurrency key: keep one of the two"
+            )
+        out.update(concurrency_key=queue_key(config.name), concurrency_limit=config.concurrency)
+    if config.rate_limit is not None:
+        if fields.get("rate_key") is not None:
+            raise ConfigError(
+                f"task {task} has its own rate limit and queue {config.name!r} declares one too; "
+                "a job carries one rate key: keep one of the two"
+            )
+        limit, period = parse_rate(config.rate_limit)
+        out.update(rate_key=queue_key(config.name), rate_limit=limit, rate_period=period)
+    return out

@@ -237,12 +237,19 @@ class QueueConfig:
     max_depth: int | None = None
     overflow_to: str | None = None
     max_runtime: float | None = None
+    concurrency: int | None = None
+    """At most this many jobs of the queue running at once, fleet-wide (concurrency key
+    ``queue:<name>``, enforced in the claim; docs/guide-limits.md)."""
+    rate_limit: str | tuple[int, float] | None = None
+    """At most this many starts per period, e.g. ``"100/m"`` (rate key ``queue:<name>``)."""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("QueueConfig name must be a non-empty queue name")
         if self.max_depth is not None and self.max_depth < 0:
             raise ConfigError(f"QueueConfig({self.name!r}) max_depth must not be negative (got {self.max_depth})")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ConfigError(f"QueueConfig({self.name!r}) concurrency must be at least 1 (got {self.concurrency})")
         for setting in ("overflow_to", "max_runtime"):
             if getattr(self, setting) is not None:
                 raise ConfigError(

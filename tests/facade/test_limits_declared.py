@@ -98,3 +98,37 @@ def test_bad_declarations_are_refused(options: dict[str, object], tmp_path: Path
 def test_rate_texts(text: str, expected: tuple[int, float]) -> None:
     assert parse_rate(text) == expected
     assert parse_rate(expected) == expected
+
+
+def test_queue_wide_limits_become_the_jobs_keys(tmp_path: Path) -> None:
+    from conveyor import QueueConfig
+
+    app = Conveyor(
+        f"sqlite:///{tmp_path}/q.db",
+        queues=[QueueConfig("exports", concurrency=3, rate_limit="10/s")],
+    )
+
+    @app.task(name="export", queue="exports")
+    def export(n: int) -> None:
+        return None
+
+    @app.task(name="limited", concurrency=1)
+    def limited_task() -> None:
+        return None
+
+    request = app.build_request("export", {"n": 1})
+    assert (request.concurrency_key, request.concurrency_limit) == ("queue:exports", 3)
+    assert (request.rate_key, request.rate_limit, request.rate_period) == ("queue:exports", 10, 1.0)
+    with pytest.raises(ConfigError, match="own concurrency limit"):
+        app.build_request("limited", {}, CallOptions(queue="exports"))
+    with pytest.raises(ConfigError, match="own concurrency limit"):
+
+        @app.task(name="clash", queue="exports", concurrency=2)
+        def clash() -> None:
+            return None
+
+    with pytest.raises(ConfigError, match="rate limit"):
+        Conveyor(f"sqlite:///{tmp_path}/r.db", queues=[QueueConfig("x", rate_limit="lots")])
+    with pytest.raises(ConfigError, match="concurrency"):
+        QueueConfig("x", concurrency=0)
+    app.close()
