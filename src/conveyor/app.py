@@ -36,6 +36,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
+from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
@@ -381,6 +382,10 @@ class Conveyor:
         """Let workers claim from ``queue`` again."""
         await (await self.backend()).set_paused(PauseRequest(_queue_name(queue), False))
 
+    async def workers_async(self) -> list[WorkerStatus]:
+        """Every node in the engine's worker registry, judged alive or dead (``conveyor.fleet``)."""
+        return await list_workers(await self.backend())
+
     async def migrate_async(self) -> list[str]:
         """Apply pending schema migrations on a connection of its own; the names applied."""
         backend = self._make_backend()
@@ -398,6 +403,7 @@ class Conveyor:
     events = blocking(events_async)
     pause_queue = blocking(pause_queue_async)
     resume_queue = blocking(resume_queue_async)
+    workers = blocking(workers_async)
     migrate = blocking(migrate_async)
 
 

@@ -263,10 +263,11 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
     try:
         backend = await svc.backend()
-        result = await svc.conveyor.telemetry.timed("enqueue", backend.enqueue(request))
+        result = await svc.conveyor.telemetry.timed("enqueue", svc.submits.enqueue(request))
         svc.conveyor.telemetry.submitted([result.job], [result.created])
         initial, run_at = await as_first_stored(backend, result)
-        now = await backend.now()
+        # a new job was stamped with the engine's clock in its own commit: no second round trip
+        now = result.job.created_at if result.created else await backend.now()
     except QueueFull as exc:
         seconds = await full_queue_retry_after(await svc.backend(), exc, svc.config.drain_window)
         raise ProblemError(

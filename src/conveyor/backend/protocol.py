@@ -388,6 +388,35 @@ class RevokeKeyRequest:
     key_id: str
 
 
+@dataclass(frozen=True)
+class WorkerBeat:
+    """A live node announcing itself: ``info`` holds host, pid, queues, concurrency, in-flight
+    jobs and version (free-form JSON, shown as it is by ``conveyor workers`` and the dashboard)."""
+
+    worker_id: str
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    worker_id: str
+    info: dict[str, Any]
+    started_at: float
+    """Engine time of the node's first beat."""
+    last_seen: float
+    """Engine time of its latest beat."""
+    silent_for: float
+    """Seconds since ``last_seen`` on the engine clock when read (a node is dead past a limit)."""
+
+
+@dataclass(frozen=True)
+class ForgetWorkersRequest:
+    worker_id: str | None = None
+    """Forget this node (it stopped cleanly)."""
+    silent_for: float | None = None
+    """Forget every node that has not beaten for this many seconds (dead long enough)."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
@@ -498,3 +527,12 @@ class Backend(Protocol):
 
     async def revoke_key(self, req: RevokeKeyRequest) -> bool:
         """Set revoked_at (engine clock); False if the key is unknown or already revoked."""
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        """Register the node or refresh it: ``last_seen`` = engine now, ``info`` replaced."""
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Every registered node, by worker id, with how long each has been silent."""
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        """Delete one node's record, or those silent for at least ``silent_for``; the count."""

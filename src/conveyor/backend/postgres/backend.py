@@ -41,6 +41,7 @@ from conveyor.backend.protocol import (
     ExpiredRequest,
     ExpireRequest,
     FailRequest,
+    ForgetWorkersRequest,
     HeartbeatRequest,
     HeartbeatStatus,
     JobFilter,
@@ -53,8 +54,11 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
     RevokeKeyRequest,
+    WorkerBeat,
+    WorkerRecord,
 )
 from conveyor.backend.sqlfile import load_queries
+from conveyor.backend.workers import row_to_worker
 from conveyor.errors import BackendUnavailable, ConfigError, InvalidTransition, JobNotFound
 from conveyor.types import Job, JobEvent, JobState, QueueStats
 
@@ -545,6 +549,28 @@ class PostgresBackend:
         params = {"key_id": req.key_id, "off": self.clock_offset}
         count = await self._write1(lambda conn: _exec(conn, self.sql["revoke_api_key"], params), "revoking an API key")
         return count == 1
+
+    # -- live worker nodes --------------------------------------------------------------------
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        params = {"worker_id": beat.worker_id, "info": serde.dumps(beat.info), "off": self.clock_offset}
+        await self._redoable(lambda conn: _exec(conn, self.sql["beat_worker"], params), "registering a worker")
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        params = {"off": self.clock_offset}
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["list_workers"], params), "listing workers")
+        return [row_to_worker(r) for r in rows]
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        if req.worker_id is not None:
+            params: dict[str, object] = {"worker_id": req.worker_id}
+            query = self.sql["forget_worker"]
+        elif req.silent_for is not None:
+            params = {"off": self.clock_offset, "silent_for": req.silent_for}
+            query = self.sql["forget_silent_workers"]
+        else:
+            return 0
+        return await self._redoable(lambda conn: _exec(conn, query, params), "forgetting workers")
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
         """Sleep until a NOTIFY for these queues, or until their next scheduled job is due

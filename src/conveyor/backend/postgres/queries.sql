@@ -542,3 +542,18 @@ RETURNING o.seq, o.job_id, o.state, o.at
 
 -- name: ack_outbox
 DELETE FROM {schema}.outbox WHERE seq = ANY(%(seqs)s::bigint[])
+
+-- name: beat_worker
+INSERT INTO {schema}.workers (worker_id, info, started_at, last_seen)
+VALUES (%(worker_id)s, %(info)s, {schema}.now(%(off)s), {schema}.now(%(off)s))
+ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen
+
+-- name: list_workers
+SELECT worker_id, info, started_at, last_seen, {schema}.now(%(off)s) - last_seen AS silent_for
+FROM {schema}.workers ORDER BY worker_id
+
+-- name: forget_worker
+DELETE FROM {schema}.workers WHERE worker_id = %(worker_id)s
+
+-- name: forget_silent_workers
+DELETE FROM {schema}.workers WHERE last_seen <= {schema}.now(%(off)s) - %(silent_for)s

@@ -62,6 +62,7 @@ SCRIPTS: dict[str, RetrySafety] = {
     "outbox_take": REPLY,
     "outbox_ack": IDEMPOTENT,
     "apikey": IDEMPOTENT,  # handles its own retry flag (see the script header)
+    "workers": IDEMPOTENT,
 }
 NAMES = tuple(SCRIPTS)
 

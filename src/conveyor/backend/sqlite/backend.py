@@ -38,6 +38,7 @@ from conveyor.backend.protocol import (
     ExpiredRequest,
     ExpireRequest,
     FailRequest,
+    ForgetWorkersRequest,
     HeartbeatRequest,
     HeartbeatStatus,
     JobFilter,
@@ -50,9 +51,12 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
     RevokeKeyRequest,
+    WorkerBeat,
+    WorkerRecord,
 )
 from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
+from conveyor.backend.workers import row_to_worker
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -757,6 +761,32 @@ class SQLiteBackend:
         def run(conn: sqlite3.Connection) -> bool:
             params = {"key_id": req.key_id, "now": self._clock()}
             return bool(conn.execute(SQL["revoke_api_key"], params).rowcount == 1)
+
+        return await self._run(run)
+
+    # -- live worker nodes --------------------------------------------------------------------
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            params = {"worker_id": beat.worker_id, "info": serde.dumps(beat.info), "now": self._clock()}
+            conn.execute(SQL["beat_worker"], params)
+
+        await self._run(run)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        def run(conn: sqlite3.Connection) -> list[WorkerRecord]:
+            return [row_to_worker(r) for r in conn.execute(SQL["list_workers"], {"now": self._clock()})]
+
+        return await self._run(run)
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            if req.worker_id is not None:
+                return int(conn.execute(SQL["forget_worker"], {"worker_id": req.worker_id}).rowcount)
+            if req.silent_for is None:
+                return 0
+            params = {"now": self._clock(), "silent_for": req.silent_for}
+            return int(conn.execute(SQL["forget_silent_workers"], params).rowcount)
 
         return await self._run(run)
 

@@ -256,3 +256,16 @@ DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(:seqs))
 -- name: next_due
 SELECT min(run_at) AS due FROM jobs
 WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues))
+
+-- name: beat_worker
+INSERT INTO workers (worker_id, info, started_at, last_seen) VALUES (:worker_id, :info, :now, :now)
+ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen
+
+-- name: list_workers
+SELECT worker_id, info, started_at, last_seen, :now - last_seen AS silent_for FROM workers ORDER BY worker_id
+
+-- name: forget_worker
+DELETE FROM workers WHERE worker_id = :worker_id
+
+-- name: forget_silent_workers
+DELETE FROM workers WHERE last_seen <= :now - :silent_for

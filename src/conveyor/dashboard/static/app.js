@@ -91,6 +91,24 @@ async function deadLetters() {
     data.jobs.length ? table : el("p", { class: "muted", text: "No dead letters." }));
 }
 
+// Worker nodes of the whole fleet, from the engine's registry (text only, never innerHTML).
+function ago(seconds) { return seconds < 60 ? `${seconds.toFixed(1)} s ago` : `${Math.round(seconds / 60)} min ago`; }
+async function workers() {
+  const data = await api("/v1/workers");
+  const head = ["Worker", "Status", "Host", "PID", "Queues", "In flight", "Executors", "Last beat", "Version"];
+  const table = el("table", { class: "workers" }, el("tr", {}, ...head.map((h) => el("th", { text: h }))));
+  for (const w of data.workers) {
+    const status = w.alive ? (w.state || "running") : "dead";
+    table.append(el("tr", {}, el("td", { text: w.worker_id }), el("td", { class: w.alive ? "s-running" : "s-failed", text: status }),
+      el("td", { text: w.host }), el("td", { text: w.pid }), el("td", { text: (w.queues || []).join(", ") }),
+      el("td", { text: w.in_flight }), el("td", { text: w.executors }), el("td", { text: ago(w.silent_for) }),
+      el("td", { text: w.version })));
+  }
+  view.replaceChildren(el("h2", { text: "Workers" }),
+    el("p", { class: "muted", text: `${data.alive} alive, ${data.dead} dead (a node is dead after missing 3 beats)` }),
+    data.workers.length ? table : el("p", { class: "muted", text: "No worker nodes registered." }));
+}
+
 // The job view: one GET, then each SSE event updates it in place. Only a change of state or a
 // new artifact (the status body has things the event does not: result, error, artifact sizes)
 // fetches the job again.
@@ -160,6 +178,7 @@ async function render() {
     if (hash.startsWith("#/jobs/")) return await jobDetail(decodeURIComponent(hash.slice(7)));
     if (hash.startsWith("#/jobs")) await jobList();
     else if (hash.startsWith("#/dead")) await deadLetters();
+    else if (hash.startsWith("#/workers")) await workers();
     else await overview();
     timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
     stamp();
@@ -175,6 +194,7 @@ async function refresh() {
   try {
     if (hash.startsWith("#/dead")) await deadLetters();
     else if (hash.startsWith("#/jobs")) await jobList();
+    else if (hash.startsWith("#/workers")) await workers();
     else await overview();
     stamp();
   } catch (err) {
