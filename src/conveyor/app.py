@@ -12,14 +12,16 @@ scripts, Django views and executor processes alike.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import os
 import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pydantic
 
@@ -40,6 +42,7 @@ from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
+from conveyor.tracing import Tracing
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
@@ -93,6 +96,7 @@ class Conveyor:
         result_store: ResultStore | str | None = None,
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookSettings | Iterable[WebhookEndpoint] | None = None,
+        tracing: bool | Tracing | None = None,
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
@@ -110,6 +114,12 @@ class Conveyor:
         self.telemetry = Telemetry()
         """Typed events (submits, claims, ends, engine calls) and their handlers: conveyor/telemetry.py."""
         self._metrics_attached = False
+        if tracing is None:
+            tracing = os.environ.get("CONVEYOR_TRACING", "").lower() in ("1", "true", "yes")
+        self.tracing: Tracing | None = Tracing() if tracing is True else (tracing or None)
+        """OpenTelemetry spans for submits and runs (``conveyor.tracing``), when turned on."""
+        if self.tracing is not None:
+            self.telemetry.attach(self.tracing.handle)
         self.webhooks: WebhookSettings | None = None
         if webhooks is not None:
             from conveyor.webhooks.config import WebhookSettings as Settings
@@ -220,8 +230,12 @@ class Conveyor:
                 if self._portal is None:
                     self._portal = _Portal()
 
+        # the caller's context variables (its current trace span, say) follow the call to the portal
+        caller = contextvars.copy_context()
+
         async def run() -> T:
-            return await make()
+            coro = cast(Coroutine[Any, Any, T], make())
+            return await asyncio.get_running_loop().create_task(coro, context=caller)
 
         return self._portal.call(run())
 
@@ -312,9 +326,16 @@ class Conveyor:
         """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
         request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
         backend = await self.backend()
-        result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+        with self.traced(request) as request:
+            result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+            if self.tracing is not None:
+                self.tracing.stored(result.job.id)
         self.telemetry.submitted([result.job], [result.created])
         return result
+
+    def traced(self, request: EnqueueRequest) -> AbstractContextManager[EnqueueRequest]:
+        """With tracing on, a send span around the enqueue and the request carrying its context."""
+        return nullcontext(request) if self.tracing is None else self.tracing.submit_span(request)
 
     async def enqueue_async(
         self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None

@@ -263,7 +263,8 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
     try:
         backend = await svc.backend()
-        result = await svc.conveyor.telemetry.timed("enqueue", svc.submits.enqueue(request))
+        with svc.conveyor.traced(request) as request:
+            result = await svc.conveyor.telemetry.timed("enqueue", svc.submits.enqueue(request))
         svc.conveyor.telemetry.submitted([result.job], [result.created])
         initial, run_at = await as_first_stored(backend, result)
         # a new job was stamped with the engine's clock in its own commit: no second round trip

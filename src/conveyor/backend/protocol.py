@@ -164,6 +164,8 @@ class EnqueueRequest:
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
     """See ``Job``: the workflow the job belongs to, its step name, and its dependency policy."""
+    trace_context: dict[str, str] | None = None
+    """W3C trace context of the submit (``Job.trace_context``)."""
 
 
 @dataclass(frozen=True)

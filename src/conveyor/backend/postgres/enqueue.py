@@ -111,6 +111,7 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "idempotency_key": req.idempotency_key,
         "depends_on": serde.dumps(deps),
         "callback_url": req.callback_url,
+        "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
     }
     row = (yield "insert_job", params, True)[0]
     if unfinished:
@@ -134,6 +135,7 @@ def is_plain(req: EnqueueRequest) -> bool:
         and req.max_depth is None
         and not req.depends_on
         and req.callback_url is None
+        and req.trace_context is None
         and all(v is None or math.isfinite(v) for v in (req.timeout, req.run_at, req.delay))
     )
 

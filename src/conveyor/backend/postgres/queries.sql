@@ -77,7 +77,7 @@ WITH t AS (
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                               depends_on, pending_deps, callback_url)
+                               depends_on, pending_deps, callback_url, trace_context)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
@@ -85,7 +85,7 @@ WITH t AS (
                json_build_object('type', 'DependencyCanceled',
                                  'message', 'dependency ' || %(canceled_dep)s::text || ' was canceled')::text
            END,
-           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s
+           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s, %(trace_context)s
     FROM s
     RETURNING *
 ), ev AS (

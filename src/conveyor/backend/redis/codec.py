@@ -48,6 +48,7 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "ikey": req.idempotency_key,
         "max_depth": req.max_depth,
         "callback_url": req.callback_url,
+        "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
     }
     out.update({k: v for k, v in optional.items() if v is not None})
     return out

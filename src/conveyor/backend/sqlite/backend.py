@@ -304,6 +304,7 @@ class SQLiteBackend:
                     "depends_on": serde.dumps(deps),
                     "pending_deps": len(unfinished),
                     "callback_url": req.callback_url,
+                    "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
                 },
             )
         except sqlite3.IntegrityError:

@@ -114,6 +114,10 @@ local function apply(p)
     h[#h + 1] = 'callback_url'
     h[#h + 1] = r.callback_url
   end
+  if r.trace_context then
+    h[#h + 1] = 'trace_context'
+    h[#h + 1] = r.trace_context
+  end
   if p.state == 'canceled' then
     j.finished_at = fmt(NOW)
     h[#h + 1] = 'finished_at'

@@ -7,3 +7,6 @@ CREATE TABLE workers (
     started_at REAL NOT NULL,
     last_seen  REAL NOT NULL
 );
+
+-- W3C trace context of the submit (conveyor.tracing): the worker's span joins the request's trace.
+ALTER TABLE jobs ADD COLUMN trace_context TEXT;

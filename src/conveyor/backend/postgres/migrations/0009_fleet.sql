@@ -7,3 +7,6 @@ CREATE TABLE {schema}.workers (
     started_at double precision NOT NULL,
     last_seen  double precision NOT NULL
 );
+
+-- W3C trace context of the submit (conveyor.tracing): the worker's span joins the request's trace.
+ALTER TABLE {schema}.jobs ADD COLUMN trace_context text;
