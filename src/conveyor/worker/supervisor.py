@@ -57,8 +57,11 @@ class Worker:
     def __init__(self, app: Conveyor, config: WorkerConfig) -> None:
         self.app = app
         self.config = config.validate()
-        self.pool = ExecutorPool(config.app_spec, config.concurrency, self._pool_changed)
-        self.capacity = Capacity.for_tasks(app.tasks.values(), self.pool.target, config.async_concurrency)
+        self.capacity = Capacity.for_tasks(app.tasks.values(), config.concurrency, config.async_concurrency)
+        # an app with only async tasks runs them all in this event loop: no executor process at all
+        executors = config.concurrency if self.capacity.has_sync else 0
+        self.pool = ExecutorPool(config.app_spec, executors, self._pool_changed)
+        self.capacity.pool_changed(self.pool.target, False)
         self.shutdown = Shutdown()
         self._capacity_changed = asyncio.Event()
         self._runner: JobRunner | None = None
@@ -127,7 +130,7 @@ class Worker:
             asyncio.ensure_future(summary.run()),
             asyncio.ensure_future(registry.run()),
         ]
-        if cfg.max_executors > cfg.min_executors:
+        if cfg.max_executors > cfg.min_executors and self.capacity.has_sync:
             scaler = Autoscaler(
                 backend,
                 self.pool,
