@@ -351,11 +351,12 @@ class PostgresBackend:
 
         async def run(conn: Conn) -> list[Row]:
             rows = await _rows(conn, self.sql["complete_many"], params)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                if row["has_dependents"]:
-                    # Separate statements: each fresh snapshot sees dependents committed while
-                    # the UPDATE above waited for the row locks (as in ``complete``).
-                    await self._settle_dependents(conn, row["id"], JobState.SUCCEEDED)
+            parents = sorted(r["id"] for r in rows if r["has_dependents"])
+            if parents:
+                # A separate statement: its fresh snapshot sees dependents committed while the
+                # UPDATE above waited for the row locks (as in ``complete``).
+                counted = await _rows(conn, self.sql["count_successes"], {"ids": parents})
+                await self._decide_dependents(conn, counted, parents[0], JobState.SUCCEEDED)
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -445,8 +446,13 @@ class PostgresBackend:
         decides, cascading through the dependents canceled here. ``count_ending`` row-locks the
         dependents first, so of two parents ending at once the second counts on top of the
         first one's commit: a fan-in is released exactly once."""
-        off = self.clock_offset
         rows = await _rows(conn, self.sql["count_ending"], {"id": job_id, "state": state.value})
+        await self._decide_dependents(conn, rows, job_id, state)
+
+    async def _decide_dependents(self, conn: Conn, rows: list[Row], job_id: str, state: JobState) -> None:
+        """Apply ``states.dependent_outcome_counts`` to dependents just counted (``rows``) after
+        ``job_id`` ended in ``state`` (the dependency a cancel names)."""
+        off = self.clock_offset
         for dep in sorted(rows, key=lambda r: r["id"]):
             ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
             policy = DependencyPolicy(dep["on_dependency_failure"])
