@@ -12,6 +12,9 @@ INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :now)
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id
 
+-- name: job_step
+SELECT step FROM jobs WHERE id = :id
+
 -- name: find_idempotency_key
 SELECT job_id, payload_hash, expires_at FROM idempotency_keys WHERE tenant = :tenant AND key = :key
 
@@ -28,10 +31,12 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps, callback_url, trace_context)
+                  depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure, quorum,
+                  deps_total, deps_succeeded, deps_failed, deps_canceled, trace_context)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps, :callback_url, :trace_context)
+        :depends_on, :pending_deps, :callback_url, :workflow_id, :step, :on_dependency_failure, :quorum,
+        :deps_total, :deps_succeeded, :deps_failed, :deps_canceled, :trace_context)
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
@@ -73,13 +78,25 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 
--- name: dependents
-SELECT job_id FROM job_deps WHERE depends_on = :id
+-- name: count_ending
+-- Dependency :id just ended in :state: count it on each waiting dependent and return what
+-- states.dependent_outcome_counts needs to decide.
+UPDATE jobs
+SET deps_succeeded = deps_succeeded + (:state = 'succeeded'), deps_failed = deps_failed + (:state = 'failed'),
+    deps_canceled = deps_canceled + (:state = 'canceled')
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting'
+RETURNING id, on_dependency_failure, quorum, deps_total, deps_succeeded, deps_failed, deps_canceled
 
--- name: dependency_satisfied
-UPDATE jobs SET pending_deps = pending_deps - 1, updated_at = :now
+-- name: uncount_failure
+-- Dependency :id was redriven: it is no longer failed for its waiting dependents.
+UPDATE jobs SET deps_failed = deps_failed - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting' AND deps_failed > 0
+
+-- name: cancel_dependent
+UPDATE jobs
+SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'waiting'
-RETURNING pending_deps, run_at
+RETURNING id
 
 -- name: release_dependent
 UPDATE jobs
@@ -119,10 +136,6 @@ UPDATE jobs
 SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
 WHERE id = :id AND state IN ('waiting', 'scheduled', 'queued', 'running')
 RETURNING id
-
--- name: waiting_dependents
-SELECT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
-WHERE d.depends_on = :id AND j.state = 'waiting'
 
 -- name: redrive
 UPDATE jobs
@@ -224,6 +237,7 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
   AND (:queue IS NULL OR queue = :queue)
   AND (:task IS NULL OR task = :task)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:workflow IS NULL OR workflow_id = :workflow)
   AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC
 LIMIT :limit
