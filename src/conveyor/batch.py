@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConfigError, ConveyorError, InvalidArguments, UnknownTask
 from conveyor.task import CallOptions
-from conveyor.types import new_job_id
+from conveyor.types import Job, new_job_id
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -85,6 +85,21 @@ def check_dependencies(depends_on: Sequence[str], quorum: int | None) -> list[tu
         elif not 1 <= quorum <= len(depends_on):
             problems.append(("quorum", f"must be between 1 and the number of dependencies ({len(depends_on)})"))
     return problems
+
+
+def joined_workflow(
+    workflow_id: str | None, depends_on: Sequence[str], step: str | None, first_dependency: Job | None
+) -> str | None:
+    """The workflow a single submit joins: the one it names; else its first dependency's; else,
+    when it has a step name or dependencies, a new one (so a chain built one submit at a time is
+    still one workflow). A job with neither belongs to no workflow."""
+    if workflow_id is not None:
+        return workflow_id
+    if first_dependency is not None and first_dependency.workflow_id:
+        return first_dependency.workflow_id
+    if depends_on or step is not None:
+        return new_job_id()
+    return None
 
 
 def check_step(step: str | None) -> str | None:

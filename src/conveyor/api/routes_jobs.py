@@ -22,7 +22,7 @@ from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
-from conveyor.batch import check_dependencies
+from conveyor.batch import check_dependencies, joined_workflow
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -37,7 +37,7 @@ from conveyor.errors import (
 from conveyor.metrics import SUBMIT_SECONDS
 from conveyor.task import CallOptions
 from conveyor.telemetry import JobEnded
-from conveyor.types import Job, JobState, new_job_id
+from conveyor.types import Job, JobState
 from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
 from conveyor.webhooks.notifier import internal_task
@@ -268,18 +268,11 @@ def check_dependency_fields(body: SubmitRequest, prefix: str = "body.") -> None:
 
 
 async def workflow_for(svc: Service, principal: Principal, body: SubmitRequest) -> str | None:
-    """The workflow a single submit joins: the one it names; else its first dependency's; else,
-    when it has a step name or dependencies, a new one (so a chain built one submit at a time is
-    still one workflow). A job with neither belongs to no workflow."""
-    if body.workflow_id is not None:
-        return body.workflow_id
-    if body.depends_on:
+    """The workflow a single submit joins (``batch.joined_workflow``)."""
+    first = None
+    if body.workflow_id is None and body.depends_on:
         first = await (await svc.backend()).get(body.depends_on[0], principal.tenant_filter())
-        if first is not None and first.workflow_id:
-            return first.workflow_id
-    if body.depends_on or body.step is not None:
-        return new_job_id()
-    return None
+    return joined_workflow(body.workflow_id, body.depends_on, body.step, first)
 
 
 async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None, base: str) -> JSONResponse:
