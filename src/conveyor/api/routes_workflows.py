@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from conveyor.api.auth import Principal
@@ -31,7 +31,7 @@ from conveyor.api.routes_jobs import (
     idempotency_key_of,
     submission_body,
 )
-from conveyor.api.schemas import BatchRequest, BatchResult, WorkflowView
+from conveyor.api.schemas import WORKFLOW_ID_PATTERN, BatchRequest, BatchResult, WorkflowView
 from conveyor.batch import BatchInvalid, BatchItem, ItemError, plan_batch
 from conveyor.errors import BackendUnavailable, DependencyError, IdempotencyConflict, QueueFull
 from conveyor.webhooks.notifier import internal_task
@@ -39,6 +39,7 @@ from conveyor.workflows import WorkflowStatus
 
 router = APIRouter(prefix="/v1", tags=["workflows"])
 WORKFLOW_PATH = "/v1/workflows"
+WorkflowId = Annotated[str, Path(pattern=WORKFLOW_ID_PATTERN, description="The workflow's id")]
 WORKFLOW_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: problem("No such workflow for this tenant")}
 
 
@@ -168,7 +169,7 @@ def workflow_headers(workflow: WorkflowStatus) -> dict[str, str]:
     },
 )
 async def get_workflow(
-    workflow_id: str, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
+    workflow_id: WorkflowId, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
 ) -> JSONResponse:
     workflow = await find_workflow(service(request), principal, workflow_id)
     body = WorkflowView.from_status(workflow, internals=principal.admin).model_dump(mode="json")
@@ -182,7 +183,7 @@ async def get_workflow(
     responses={**COMMON_ERRORS, **WORKFLOW_NOT_FOUND, 409: problem("Every step already ended")},
 )
 async def cancel_workflow(
-    workflow_id: str, request: Request, principal: Annotated[Principal, Depends(scope("submit"))]
+    workflow_id: WorkflowId, request: Request, principal: Annotated[Principal, Depends(scope("submit"))]
 ) -> WorkflowView:
     svc = service(request)
     before = await find_workflow(svc, principal, workflow_id)

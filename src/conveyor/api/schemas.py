@@ -182,6 +182,12 @@ def _a_number(value: Any) -> Any:
     return value
 
 
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
+"""A workflow id: generated ones are UUIDs; a client's own may use letters, digits, ``_ . -``."""
+REFERENCE_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
+"""A dependency: a job id (a UUID), or in a batch the step name of an earlier item."""
+
+
 class SubmitRequest(BaseModel):
     """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
 
@@ -209,7 +215,7 @@ class SubmitRequest(BaseModel):
         )
     )
 
-    depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    depends_on: list[Annotated[str, Field(pattern=REFERENCE_PATTERN)]] = Field(
         default_factory=list,
         max_length=MAX_DEPENDENCIES,
         description="Job ids (in a batch also step names of earlier items) this job waits for",
@@ -219,7 +225,7 @@ class SubmitRequest(BaseModel):
         None,
         min_length=1,
         max_length=100,
-        pattern=r"^[^/:\s]+$",
+        pattern=WORKFLOW_ID_PATTERN,
         description="Join this workflow; by default a job joins the workflow of its first dependency",
     )
     on_dependency_failure: DependencyPolicy = Field(
@@ -260,7 +266,7 @@ class BatchRequest(BaseModel):
 
     items: list[BatchItemRequest] = Field(min_length=1, max_length=MAX_BATCH)
     workflow_id: str | None = Field(
-        None, min_length=1, max_length=100, pattern=r"^[^/:\s]+$", description="Default: a new id"
+        None, min_length=1, max_length=100, pattern=WORKFLOW_ID_PATTERN, description="Default: a new id"
     )
 
 

@@ -23,7 +23,7 @@ from conveyor import serde
 from conveyor.api.auth import Principal
 from conveyor.api.deps import COMMON_ERRORS, RETRY_AFTER, Service, problem, scope, service
 from conveyor.api.events import RECONNECT_MS, SlotStreamingResponse
-from conveyor.api.routes_workflows import WORKFLOW_NOT_FOUND, find_workflow
+from conveyor.api.routes_workflows import WORKFLOW_NOT_FOUND, WorkflowId, find_workflow
 from conveyor.api.schemas import WorkflowView
 from conveyor.errors import BackendUnavailable
 
@@ -97,7 +97,7 @@ async def workflow_stream(
     },
 )
 async def workflow_events(
-    workflow_id: str, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
+    workflow_id: WorkflowId, request: Request, principal: Annotated[Principal, Depends(scope("read"))]
 ) -> StreamingResponse:
     svc = service(request)
     await find_workflow(svc, principal, workflow_id)
