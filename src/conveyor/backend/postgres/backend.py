@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from conveyor import serde
+from conveyor import serde, states
 from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.postgres import migrate as migrations
 from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
@@ -56,7 +56,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.backend.sqlfile import load_queries
 from conveyor.errors import BackendUnavailable, ConfigError, InvalidTransition, JobNotFound
-from conveyor.types import Job, JobEvent, JobState, QueueStats
+from conveyor.types import DependencyPolicy, Job, JobEvent, JobState, QueueStats
 
 T = TypeVar("T")
 PACKAGE = "conveyor.backend.postgres"
@@ -214,6 +214,7 @@ class PostgresBackend:
             "queue": flt.queue,
             "task": flt.task,
             "states": [s.value for s in flt.states] if flt.states else None,
+            "workflow": flt.workflow,
             "cursor": flt.cursor,
             "limit": flt.limit + 1,
         }
@@ -327,7 +328,7 @@ class PostgresBackend:
             if row["has_dependents"]:
                 # A separate statement: its fresh snapshot sees dependents committed while the
                 # UPDATE above waited for this job's row lock.
-                await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": req.job_id})
+                await self._settle_dependents(conn, req.job_id, JobState.SUCCEEDED)
             return True
 
         return await self._run(run, "completing a job")
@@ -353,7 +354,7 @@ class PostgresBackend:
                 if row["has_dependents"]:
                     # Separate statements: each fresh snapshot sees dependents committed while
                     # the UPDATE above waited for the row locks (as in ``complete``).
-                    await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": row["id"]})
+                    await self._settle_dependents(conn, row["id"], JobState.SUCCEEDED)
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -375,7 +376,17 @@ class PostgresBackend:
             "error": serde.dumps(req.error),
             "data": serde.dumps({"error": req.error}),
         }
-        row = await self._write1(lambda conn: _one(conn, self.sql["fail"], params), "failing a job")
+
+        async def run(conn: Conn) -> Row | None:
+            row = await _one(conn, self.sql["fail"], params)
+            if row is not None and row["has_dependents"] and row["state"] == JobState.FAILED.value:
+                await self._settle_dependents(conn, req.job_id, JobState.FAILED)
+            return row
+
+        if req.state is JobState.FAILED:
+            row = await self._run(run, "failing a job")
+        else:
+            row = await self._write1(lambda conn: _one(conn, self.sql["fail"], params), "failing a job")
         return None if row is None else JobState(row["state"])
 
     async def release(self, req: ReleaseRequest) -> bool:
@@ -424,9 +435,35 @@ class PostgresBackend:
         }
         if await _one(conn, self.sql["cancel"], params) is None:
             return False
-        for dep in await _rows(conn, self.sql["waiting_dependents"], {"id": job_id}):
-            await self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled")
+        await self._settle_dependents(conn, job_id, JobState.CANCELED)
         return True
+
+    async def _settle_dependents(self, conn: Conn, job_id: str, state: JobState) -> None:
+        """``job_id`` just ended in ``state`` (this transaction): release, cancel or keep each
+        waiting dependent as ``states.dependent_outcome`` decides, cascading through the
+        dependents canceled here. Dependents are row-locked first, and their dependencies' states
+        read by a later statement, so of two parents ending at once the second one to lock sees
+        the first one's commit: a fan-in is released exactly once."""
+        off = self.clock_offset
+        for dep in await _rows(conn, self.sql["lock_waiting_dependents"], {"id": job_id}):
+            ids = serde.loads(dep["depends_on"])
+            rows = await _rows(conn, self.sql["dependency_states"], {"ids": ids})
+            found = [None if r["state"] is None else JobState(r["state"]) for r in rows]
+            policy = DependencyPolicy(dep["on_dependency_failure"])
+            outcome = states.dependent_outcome(policy, dep["quorum"], found)
+            if outcome is states.DependentOutcome.RELEASE:
+                await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
+            elif outcome is states.DependentOutcome.CANCEL:
+                step = next((r["step"] for r in rows if r["id"] == job_id), None)
+                error = states.dependency_failed_error(job_id, step, state)
+                params = {
+                    "off": off,
+                    "id": dep["id"],
+                    "error": serde.dumps(error),
+                    "data": serde.dumps({"reason": error["message"], "error": error}),
+                }
+                if await _one(conn, self.sql["cancel_dependent"], params) is not None:
+                    await self._settle_dependents(conn, dep["id"], JobState.CANCELED)
 
     async def cancel(self, req: CancelRequest) -> Job:
         async def run(conn: Conn) -> Job:
@@ -486,7 +523,15 @@ class PostgresBackend:
             "states": [e.state.value for e in req.expiries],
             "errors": [serde.dumps(e.error) for e in req.expiries],
         }
-        rows = await self._write1(lambda conn: _rows(conn, self.sql["expire"], params), "expiring leases")
+
+        async def run(conn: Conn) -> list[Row]:
+            rows = await _rows(conn, self.sql["expire"], params)
+            for row in rows:
+                if row["has_dependents"] and row["state"] == JobState.FAILED.value:
+                    await self._settle_dependents(conn, row["id"], JobState.FAILED)
+            return rows
+
+        rows = await self._run(run, "expiring leases")
         return [r["id"] for r in rows]
 
     async def promote_scheduled(self) -> int:

@@ -64,7 +64,7 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs
 -- name: mark_dependencies
 UPDATE {schema}.jobs SET has_dependents = true
 WHERE id = ANY(%(ids)s::text[]) AND tenant = %(tenant)s
-RETURNING id, state
+RETURNING id, state, step
 
 -- name: insert_job
 WITH t AS (
@@ -77,15 +77,14 @@ WITH t AS (
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                               depends_on, pending_deps, callback_url)
+                               depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure,
+                               quorum)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
-           CASE WHEN s.state = 'canceled' THEN
-               json_build_object('type', 'DependencyCanceled',
-                                 'message', 'dependency ' || %(canceled_dep)s::text || ' was canceled')::text
-           END,
-           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s
+           CASE WHEN s.state = 'canceled' THEN %(error)s::text END,
+           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s, %(workflow_id)s, %(step)s,
+           %(on_dependency_failure)s, %(quorum)s
     FROM s
     RETURNING *
 ), ev AS (
@@ -210,29 +209,52 @@ WITH req AS (
 )
 SELECT id, token, has_dependents FROM done
 
--- name: release_dependents
-WITH ready AS (
-    SELECT j.id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
-    WHERE d.depends_on = %(id)s AND j.state = 'waiting'
-    ORDER BY j.id
-    FOR UPDATE OF j
-), upd AS (
-    UPDATE {schema}.jobs j
-    SET pending_deps = j.pending_deps - 1,
-        state = CASE WHEN j.pending_deps > 1 THEN 'waiting'
-                     WHEN j.run_at > {schema}.now(%(off)s) THEN 'scheduled'
-                     ELSE 'queued' END,
-        run_at = CASE WHEN j.pending_deps > 1 THEN j.run_at ELSE greatest(j.run_at, {schema}.now(%(off)s)) END,
-        updated_at = {schema}.now(%(off)s)
-    FROM ready WHERE j.id = ready.id AND j.state = 'waiting'
-    RETURNING j.id, j.state, j.queue, j.updated_at
+-- name: lock_waiting_dependents
+-- The waiting dependents of a job that just ended, locked in id order (two parents ending at
+-- once: the second waits here, then its next statement sees the first one's commit), with what
+-- states.dependent_outcome needs to decide.
+SELECT j.id, j.depends_on, j.on_dependency_failure, j.quorum
+FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
+WHERE d.depends_on = %(id)s AND j.state = 'waiting'
+ORDER BY j.id
+FOR UPDATE OF j
+
+-- name: dependency_states
+-- The state of each dependency, in the order given; NULL for a job that no longer exists.
+SELECT u.id, j.state, j.step
+FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(id, ord) LEFT JOIN {schema}.jobs j ON j.id = u.id
+ORDER BY u.ord
+
+-- name: release_dependent
+WITH upd AS (
+    UPDATE {schema}.jobs
+    SET state = CASE WHEN run_at > {schema}.now(%(off)s) THEN 'scheduled' ELSE 'queued' END,
+        run_at = greatest(run_at, {schema}.now(%(off)s)), updated_at = {schema}.now(%(off)s)
+    WHERE id = %(id)s AND state = 'waiting'
+    RETURNING id, state, queue, updated_at
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
-    SELECT id, updated_at, 'state', state, '{}' FROM upd WHERE state <> 'waiting'
+    SELECT id, updated_at, 'state', state, '{}' FROM upd
 ), nt AS (
-    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state IN ('queued', 'scheduled')) q
+    SELECT pg_notify('{schema}', queue) FROM upd
 )
-SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT id, state, (SELECT count(*) FROM nt) AS notified FROM upd
+
+-- name: cancel_dependent
+WITH c AS (
+    UPDATE {schema}.jobs
+    SET state = 'canceled', error = %(error)s, finished_at = {schema}.now(%(off)s),
+        updated_at = {schema}.now(%(off)s)
+    WHERE id = %(id)s AND state = 'waiting'
+    RETURNING id, updated_at
+), ev AS (
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
+    SELECT id, updated_at, 'state', 'canceled', %(data)s FROM c
+)
+SELECT id FROM c
+
+-- name: job_step
+SELECT step FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: fail
 -- The caller decided the target (states.after_failure): 'scheduled' (retry at now + delay) or
@@ -244,14 +266,14 @@ WITH f AS (
         finished_at = CASE WHEN %(state)s = 'failed' THEN {schema}.now(%(off)s) END,
         error = %(error)s, lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
-    RETURNING j.id, j.state, j.queue, j.updated_at
+    RETURNING j.id, j.state, j.queue, j.updated_at, j.has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, %(data)s FROM f
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM f WHERE state = 'scheduled'
 )
-SELECT state, (SELECT count(*) FROM nt) AS notified FROM f
+SELECT state, has_dependents, (SELECT count(*) FROM nt) AS notified FROM f
 
 -- name: release
 WITH r AS (
@@ -372,14 +394,14 @@ WITH d AS (
         finished_at = CASE WHEN locked.state = 'failed' THEN {schema}.now(%(off)s) ELSE j.finished_at END,
         lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     FROM locked WHERE j.id = locked.id
-    RETURNING j.id, j.state, j.queue, j.error, j.updated_at
+    RETURNING j.id, j.state, j.queue, j.error, j.updated_at, j.has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, json_build_object('error', error::json)::text FROM r ORDER BY id
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'queued') q
 )
-SELECT id, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
+SELECT id, state, has_dependents, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
 
 -- name: prune_batch
 WITH victims AS (
@@ -471,6 +493,7 @@ WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(task)s::text IS NULL OR task = %(task)s::text)
   AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(workflow)s::text IS NULL OR workflow_id = %(workflow)s::text)
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s
@@ -488,17 +511,20 @@ WITH s AS MATERIALIZED (
            CASE WHEN t.want > t.now THEN t.want ELSE least(t.want, t.now) END AS stored_run_at
     FROM ROWS FROM (
         json_to_recordset(%(jobs)s::json) AS (id text, task text, queue text, tenant text, args text, priority bigint,
-                                              max_attempts int, timeout float8, retry text, run_at float8, delay float8)
-    ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay, ord)
+                                              max_attempts int, timeout float8, retry text, run_at float8, delay float8,
+                                              workflow_id text, step text, on_dependency_failure text, quorum int)
+    ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay,
+                           workflow_id, step, on_dependency_failure, quorum, ord)
     CROSS JOIN LATERAL (
         SELECT {schema}.now(%(off)s) AS now,
                coalesce(u.run_at, {schema}.now(%(off)s) + coalesce(u.delay, 0)) AS want
     ) t
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
-                               retry, run_at, created_at, updated_at, depends_on, pending_deps)
+                               retry, run_at, created_at, updated_at, depends_on, pending_deps, workflow_id, step,
+                               on_dependency_failure, quorum)
     SELECT id, task, queue, tenant, args, state, priority, 0, max_attempts, timeout, retry, stored_run_at,
-           now, now, '[]', 0
+           now, now, '[]', 0, workflow_id, step, on_dependency_failure, quorum
     FROM s ORDER BY ord
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)

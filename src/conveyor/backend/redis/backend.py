@@ -225,6 +225,7 @@ class RedisBackend:
             ",".join(s.value for s in flt.states),
             flt.cursor or "",
             flt.limit,
+            flt.workflow or "",
         )
         return JobPage([job_from_flat(flat) for flat in reply[1:]], reply[0] or None)
 

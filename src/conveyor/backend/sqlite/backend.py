@@ -64,6 +64,7 @@ from conveyor.errors import (
     QueueFull,
 )
 from conveyor.types import (
+    DependencyPolicy,
     Job,
     JobEvent,
     JobState,
@@ -255,25 +256,29 @@ class SQLiteBackend:
                 raise QueueFull(req.queue, depth, req.max_depth)
 
         deps = list(dict.fromkeys(req.depends_on))
-        unfinished: list[str] = []
-        canceled_dep: str | None = None
+        dep_states: list[tuple[str, JobState | None]] = []
         for dep in deps:
             row = conn.execute(SQL["get_job"], {"id": dep}).fetchone()
             if row is None or row["tenant"] != req.tenant:
                 raise DependencyError(f"dependency {dep!r} does not exist")
-            if row["state"] == JobState.CANCELED.value:
-                canceled_dep = dep
-            elif row["state"] != JobState.SUCCEEDED.value:
-                unfinished.append(dep)
+            dep_states.append((dep, JobState(row["state"])))
+        outcome = states.dependent_outcome(req.on_dependency_failure, req.quorum, [st for _, st in dep_states])
+        # Every dependency that may still change is linked, a failed one too (a redrive may
+        # bring it back); a succeeded or canceled one never changes again.
+        linked = [dep for dep, st in dep_states if st not in (JobState.SUCCEEDED, JobState.CANCELED)]
 
         run_at = req.run_at if req.run_at is not None else now + (req.delay or 0.0)
         state = states.initial_state(
-            canceled_dependency=canceled_dep is not None, unfinished_dependencies=len(unfinished), due=run_at <= now
+            canceled_dependency=outcome is states.DependentOutcome.CANCEL,
+            unfinished_dependencies=int(outcome is states.DependentOutcome.WAIT),
+            due=run_at <= now,
         )
         error = None
         finished_at = None
         if state is JobState.CANCELED:
-            error = {"type": "DependencyCanceled", "message": f"dependency {canceled_dep} was canceled"}
+            lost = states.first_lost(req.on_dependency_failure, dep_states) or deps[0]
+            lost_row = conn.execute(SQL["get_job"], {"id": lost}).fetchone()
+            error = states.dependency_failed_error(lost, lost_row["step"], JobState(lost_row["state"]))
             finished_at = now
         elif state is JobState.QUEUED:
             run_at = min(run_at, now)
@@ -298,13 +303,17 @@ class SQLiteBackend:
                     "error": serde.dumps(error) if error else None,
                     "idempotency_key": req.idempotency_key,
                     "depends_on": serde.dumps(deps),
-                    "pending_deps": len(unfinished),
+                    "pending_deps": len(linked),
                     "callback_url": req.callback_url,
+                    "workflow_id": req.workflow_id,
+                    "step": req.step,
+                    "on_dependency_failure": req.on_dependency_failure.value,
+                    "quorum": req.quorum,
                 },
             )
         except sqlite3.IntegrityError:
             raise DuplicateJobId(f"a job with id {job_id!r} already exists") from None
-        for dep in unfinished:
+        for dep in linked if state is not JobState.CANCELED else []:
             conn.execute(SQL["insert_dep"], {"depends_on": dep, "job_id": job_id})
         if req.idempotency_key is not None:
             conn.execute(
@@ -352,6 +361,7 @@ class SQLiteBackend:
                     "queue": flt.queue,
                     "task": flt.task,
                     "states": serde.dumps([s.value for s in flt.states]) if flt.states else None,
+                    "workflow": flt.workflow,
                     "cursor": flt.cursor,
                     "limit": flt.limit + 1,
                 },
@@ -454,20 +464,35 @@ class SQLiteBackend:
 
         return await self._run(run)
 
-    def _release_dependents(self, conn: sqlite3.Connection, job_id: str, now: float) -> None:
-        for dep in conn.execute(SQL["dependents"], {"id": job_id}).fetchall():
-            row = conn.execute(SQL["dependency_satisfied"], {"id": dep["job_id"], "now": now}).fetchone()
-            if row is not None and row["pending_deps"] <= 0:
-                released = conn.execute(SQL["release_dependent"], {"id": dep["job_id"], "now": now}).fetchone()
+    def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
+        """``job_id`` just ended in ``state``: release, cancel or keep each waiting dependent as
+        ``states.dependent_outcome`` decides, cascading through the dependents canceled here."""
+        for dep in conn.execute(SQL["waiting_dependents"], {"id": job_id}).fetchall():
+            params = {"ids": dep["depends_on"]}
+            found = [
+                (r["id"], None if r["state"] is None else JobState(r["state"]))
+                for r in conn.execute(SQL["dependency_states"], params)
+            ]
+            policy = DependencyPolicy(dep["on_dependency_failure"])
+            outcome = states.dependent_outcome(policy, dep["quorum"], [st for _, st in found])
+            if outcome is states.DependentOutcome.RELEASE:
+                released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
                 if released is not None:
-                    self._event(conn, dep["job_id"], now, "state", released["state"])
+                    self._event(conn, dep["id"], now, "state", released["state"])
+            elif outcome is states.DependentOutcome.CANCEL:
+                step = conn.execute(SQL["job_step"], {"id": job_id}).fetchone()["step"]
+                error = states.dependency_failed_error(job_id, step, state)
+                params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
+                if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
+                    self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
+                    self._settle_dependents(conn, dep["id"], JobState.CANCELED, now)
 
     def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
         params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
         if conn.execute(SQL["complete"], params).fetchone() is None:
             return False
         self._event(conn, req.job_id, now, "state", "succeeded")
-        self._release_dependents(conn, req.job_id, now)
+        self._settle_dependents(conn, req.job_id, JobState.SUCCEEDED, now)
         return True
 
     async def complete(self, req: CompleteRequest) -> bool:
@@ -502,6 +527,8 @@ class SQLiteBackend:
                 if conn.execute(SQL["fail"], params).fetchone() is None:
                     return None
                 self._event(conn, req.job_id, now, "state", req.state.value, error=req.error)
+                if req.state is JobState.FAILED:
+                    self._settle_dependents(conn, req.job_id, JobState.FAILED, now)
                 return req.state
 
         return await self._run(run)
@@ -558,8 +585,7 @@ class SQLiteBackend:
         if conn.execute(SQL["cancel"], {"id": job_id, "error": error, "now": now}).fetchone() is None:
             return False
         self._event(conn, job_id, now, "state", "canceled", reason=reason)
-        for dep in conn.execute(SQL["waiting_dependents"], {"id": job_id}).fetchall():
-            self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled", now)
+        self._settle_dependents(conn, job_id, JobState.CANCELED, now)
         return True
 
     async def cancel(self, req: CancelRequest) -> Job:
@@ -650,6 +676,8 @@ class SQLiteBackend:
                     }
                     if conn.execute(SQL["expire"], params).fetchone() is not None:
                         self._event(conn, e.job_id, now, "state", e.state.value, error=e.error)
+                        if e.state is JobState.FAILED:
+                            self._settle_dependents(conn, e.job_id, JobState.FAILED, now)
                         moved.append(e.job_id)
             return moved
 

@@ -12,6 +12,9 @@ INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :now)
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id
 
+-- name: job_step
+SELECT step FROM jobs WHERE id = :id
+
 -- name: find_idempotency_key
 SELECT job_id, payload_hash, expires_at FROM idempotency_keys WHERE tenant = :tenant AND key = :key
 
@@ -28,10 +31,10 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps, callback_url)
+                  depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure, quorum)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps, :callback_url)
+        :depends_on, :pending_deps, :callback_url, :workflow_id, :step, :on_dependency_failure, :quorum)
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
@@ -73,13 +76,22 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 
--- name: dependents
-SELECT job_id FROM job_deps WHERE depends_on = :id
+-- name: waiting_dependents
+-- What settling a job's waiting dependents needs to decide (states.dependent_outcome).
+SELECT j.id, j.depends_on, j.on_dependency_failure, j.quorum FROM job_deps d JOIN jobs j ON j.id = d.job_id
+WHERE d.depends_on = :id AND j.state = 'waiting'
+ORDER BY j.id
 
--- name: dependency_satisfied
-UPDATE jobs SET pending_deps = pending_deps - 1, updated_at = :now
+-- name: dependency_states
+-- The state of each dependency, in the order given; NULL for a job that no longer exists.
+SELECT e.value AS id, j.state, j.step FROM json_each(:ids) e LEFT JOIN jobs j ON j.id = e.value
+ORDER BY e.key
+
+-- name: cancel_dependent
+UPDATE jobs
+SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'waiting'
-RETURNING pending_deps, run_at
+RETURNING id
 
 -- name: release_dependent
 UPDATE jobs
@@ -119,10 +131,6 @@ UPDATE jobs
 SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
 WHERE id = :id AND state IN ('waiting', 'scheduled', 'queued', 'running')
 RETURNING id
-
--- name: waiting_dependents
-SELECT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
-WHERE d.depends_on = :id AND j.state = 'waiting'
 
 -- name: redrive
 UPDATE jobs
@@ -224,6 +232,7 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
   AND (:queue IS NULL OR queue = :queue)
   AND (:task IS NULL OR task = :task)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:workflow IS NULL OR workflow_id = :workflow)
   AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC
 LIMIT :limit

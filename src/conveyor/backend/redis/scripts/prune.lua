@@ -17,6 +17,10 @@ for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
         redis.call('HDEL', B .. ':outbox:e', seq)
         redis.call('ZREM', B .. ':outbox', seq)
       end
+      local wf = redis.call('HGET', jkey(id), 'workflow_id')
+      if wf then
+        redis.call('ZREM', B .. ':wf:' .. wf, id)
+      end
       redis.call('DEL', jkey(id), B .. ':ev:' .. id, B .. ':fx:' .. id, B .. ':dependents:' .. id, B .. ':ox:' .. id)
       redis.call('ZREM', B .. ':ids', id)
       deleted = deleted + 1
