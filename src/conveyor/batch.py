@@ -160,6 +160,8 @@ def plan_batch(
             else:
                 resolved.append(ids[target])
         errors += [ItemError(index, f, m) for f, m in check_dependencies(opts.depends_on, opts.quorum)]
+        if opts.workflow_id is not None and opts.workflow_id != workflow:
+            errors.append(ItemError(index, "workflow_id", "every item joins the batch's workflow: set it on the batch"))
         if hidden(item.task):
             errors.append(ItemError(index, "task", f"unknown task {item.task!r}"))
             continue

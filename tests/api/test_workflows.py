@@ -102,6 +102,11 @@ def test_one_bad_item_stores_nothing_and_every_bad_field_is_named(stack: Stack) 
         response = http.post("/v1/jobs:batch", json={"items": [items[0], {"task": "add", "args": {}, "bogus": 1}]})
         assert response.status_code == 422
         assert {e["field"] for e in response.json()["errors"]} == {"items[1].bogus"}
+        # an item cannot leave the batch's workflow (silently ignoring it would lie)
+        elsewhere = {"task": "add", "args": {"a": 1, "b": 2}, "workflow_id": "somewhere-else"}
+        response = http.post("/v1/jobs:batch", json={"items": [items[0], elsewhere]})
+        assert response.status_code == 422
+        assert {e["field"] for e in response.json()["errors"]} == {"items[1].workflow_id"}
         # refused by the engine inside the transaction (a dependency that does not exist):
         # the items before it are not stored either
         unknown = {"task": "add", "args": {"a": 1, "b": 2}, "depends_on": [str(uuid.uuid4())]}

@@ -53,6 +53,7 @@ class JobsFile:
                 tenant=tenant,
                 depends_on=tuple(item.depends_on),
                 step=item.step,
+                workflow_id=item.workflow_id,
                 on_dependency_failure=item.on_dependency_failure,
                 quorum=item.quorum,
             )
