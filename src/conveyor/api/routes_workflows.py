@@ -77,7 +77,15 @@ def _check_items(svc: Service, body: BatchRequest) -> None:
     "`step` name. With an `Idempotency-Key` header, item *i* gets the key `<key>/<i>` unless it has "
     "its own; a batch whose every item has a key can be sent again and answers the original jobs.",
     responses={
-        202: {"description": "Stored; follow the workflow at Location", "headers": {"Location": {"schema": {}}}},
+        202: {
+            "description": "Stored; follow the workflow at Location",
+            "headers": {
+                "Location": {
+                    "description": "Absolute URL of the workflow (GET /v1/workflows/{id})",
+                    "schema": {"type": "string", "format": "uri"},
+                }
+            },
+        },
         **COMMON_ERRORS,
         413: problem("Request body over the size limit"),
         422: problem("Invalid items (one entry per bad field, `items[i].field`), unknown dependency, key reuse"),

@@ -216,6 +216,11 @@ function edges(svg, steps) {
   const box = svg.parentNode.getBoundingClientRect();
   svg.setAttribute("width", String(svg.parentNode.scrollWidth));
   svg.setAttribute("height", String(svg.parentNode.scrollHeight));
+  const marker = document.createElementNS(SVG, "marker"), tip = document.createElementNS(SVG, "path"), defs = document.createElementNS(SVG, "defs");
+  for (const [k, v] of Object.entries({ id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" })) marker.setAttribute(k, v);
+  tip.setAttribute("d", "M 0 0 L 10 5 L 0 10 z");
+  tip.setAttribute("class", "arrow");
+  marker.append(tip); defs.append(marker); svg.append(defs);
   let drawn = 0;
   for (const s of steps) for (const d of s.depends_on) {
     const from = document.getElementById(`step-${d}`), to = document.getElementById(`step-${s.id}`);
@@ -225,6 +230,7 @@ function edges(svg, steps) {
     line.setAttribute("x1", String(a.right - box.left)); line.setAttribute("y1", String(a.top + a.height / 2 - box.top));
     line.setAttribute("x2", String(b.left - box.left)); line.setAttribute("y2", String(b.top + b.height / 2 - box.top));
     line.setAttribute("class", "edge");
+    line.setAttribute("marker-end", "url(#arrow)");
     svg.append(line);
   }
 }
