@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import EnqueueResult, JobPage
+from conveyor.canvas import Signature, Workflow
 from conveyor.context import JobContext
+from conveyor.dependencies import Dependency
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -39,7 +41,16 @@ from conveyor.errors import (
 )
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task
-from conveyor.types import Artifact, Job, JobEvent, JobState, QueueConfig, QueueStats, RetryPolicy
+from conveyor.types import (
+    Artifact,
+    DependencyPolicy,
+    Job,
+    JobEvent,
+    JobState,
+    QueueConfig,
+    QueueStats,
+    RetryPolicy,
+)
 from conveyor.worker.errors import DoNotRetry
 
 if TYPE_CHECKING:
@@ -57,7 +68,9 @@ __all__ = [
     "Conveyor",
     "ConveyorClient",
     "ConveyorError",
+    "Dependency",
     "DependencyError",
+    "DependencyPolicy",
     "DoNotRetry",
     "DuplicateJobId",
     "EnqueueResult",
@@ -79,11 +92,13 @@ __all__ = [
     "QueueStats",
     "ResultStore",
     "RetryPolicy",
+    "Signature",
     "Task",
     "UnknownTask",
     "WaitTimeout",
     "WebhookEndpoint",
     "WebhookSettings",
+    "Workflow",
 ]
 
 _LAZY = {

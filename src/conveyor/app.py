@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -43,15 +43,18 @@ from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
+    DependencyPolicy,
     Job,
     JobEvent,
     JobState,
+    JSONValue,
     QueueConfig,
     QueueStats,
     RetryPolicy,
 )
 
 if TYPE_CHECKING:
+    from conveyor.canvas import Signature, Workflow
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
     from conveyor.workflows import WorkflowStatus
 
@@ -328,6 +331,64 @@ class Conveyor:
     submit = blocking(submit_async)
     enqueue = blocking(enqueue_async)
 
+    # -- workflows: many jobs in one engine call (conveyor/canvas.py) ----------------------------
+
+    async def enqueue_many_async(self, items: Iterable[Signature], *, workflow_id: str | None = None) -> Workflow:
+        """Enqueue signatures (and the ones they run ``.after``) in ONE engine call: every job
+        is stored or none is. They share one workflow id (a new one unless given)."""
+        from conveyor.canvas import Workflow, new_workflow_id, plan
+
+        wf = workflow_id or new_workflow_id()
+        _, requests = plan(items, wf)
+        backend = await self.backend()
+        results = await self.telemetry.timed("enqueue", backend.enqueue_many(requests))
+        self.telemetry.submitted([r.job for r in results], [r.created for r in results])
+        return Workflow(wf, [r.job for r in results])
+
+    async def chain_async(self, *steps: Signature, workflow_id: str | None = None) -> Workflow:
+        """Each step after the previous one (``ctx.results`` of a step holds the previous
+        step's result), enqueued in one call; ``workflow.last`` is the final step."""
+        from conveyor.canvas import chained
+
+        return await self.enqueue_many_async(chained(steps), workflow_id=workflow_id)
+
+    async def group_async(
+        self,
+        *members: Signature,
+        then: Signature | None = None,
+        quorum: int | None = None,
+        on_dependency_failure: DependencyPolicy | str | None = None,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """The members side by side and ``then`` (the fan-in) once all of them, or ``quorum``
+        of them, succeeded; ``on_dependency_failure`` is the fan-in's policy. One call."""
+        from conveyor.canvas import grouped
+
+        policy = None if on_dependency_failure is None else DependencyPolicy(on_dependency_failure)
+        return await self.enqueue_many_async(grouped(members, then, quorum, policy), workflow_id=workflow_id)
+
+    async def fan_out_async(
+        self,
+        task: Task,
+        items: Sequence[JSONValue],
+        *,
+        chunk_size: int = 1000,
+        then: Signature | None = None,
+        arg: str = "items",
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """``task`` once per ``chunk_size`` items (passed as its ``arg`` argument) and ``then``
+        once after every chunk, in one call. The chunks are steps ``<task>[0]``, ``<task>[1]``...
+        of one workflow, so the workflow's progress is the chunks' combined progress."""
+        from conveyor.canvas import chunks
+
+        return await self.enqueue_many_async(chunks(task, items, chunk_size, then, arg), workflow_id=workflow_id)
+
+    enqueue_many = blocking(enqueue_many_async)
+    chain = blocking(chain_async)
+    group = blocking(group_async)
+    fan_out = blocking(fan_out_async)
+
     # -- inspection and operator actions (sync twins declared from the async ones) --------------
 
     async def get_async(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -343,9 +404,11 @@ class Conveyor:
         tenant: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        workflow: str | None = None,
     ) -> JobPage:
-        """Jobs newest first, filtered; pass ``page.next_cursor`` as ``cursor`` for the next page."""
-        flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor)
+        """Jobs newest first, filtered (``workflow``: the steps of one workflow); pass
+        ``page.next_cursor`` as ``cursor`` for the next page."""
+        flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor, workflow)
         return await (await self.backend()).list_jobs(flt)
 
     async def cancel_async(self, job_id: str, tenant: str | None = None, reason: str = "canceled by request") -> Job:

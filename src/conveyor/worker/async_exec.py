@@ -55,7 +55,7 @@ async def run_async_task(app: Conveyor, task: Task, run: JobRun, stop_grace: flo
         kwargs = task.bind(job.args)
     except pydantic.ValidationError as exc:
         return _failure(exc, retryable=False)
-    ctx = JobContext(app, job, run.task_stop_reason)
+    ctx = JobContext(app, job, run.task_stop_reason, run.dependencies)
     if task.takes_context:
         kwargs["ctx"] = ctx
     work = asyncio.ensure_future(task.fn(**kwargs))

@@ -80,7 +80,8 @@ class Worker:
                 loop.remove_signal_handler(sig)
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
-        recorder = OutcomeRecorder(backend, patience=cfg.lease, telemetry=self.app.telemetry)
+        work_hint = asyncio.Event()
+        recorder = OutcomeRecorder(backend, cfg.lease, self.app.telemetry, work_hint.set)
         self._runner = runner = JobRunner(
             self.app,
             self.pool,
@@ -91,7 +92,14 @@ class Worker:
             self._capacity_changed.set,
         )
         claims = ClaimLoop(
-            backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining, self.app.telemetry
+            backend,
+            cfg,
+            self.capacity,
+            runner,
+            self._capacity_changed,
+            self.shutdown.draining,
+            self.app.telemetry,
+            work_hint,
         )
         summary = Summary(self.app.telemetry, cfg.worker_id, cfg.summary_interval)
         self.pool.start()

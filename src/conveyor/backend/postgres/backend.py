@@ -62,6 +62,7 @@ T = TypeVar("T")
 PACKAGE = "conveyor.backend.postgres"
 Conn = AsyncConnection[Any]
 PROMOTE_BATCH = 1000
+OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
 PRUNE_BATCH = 5000
 
 
@@ -439,23 +440,22 @@ class PostgresBackend:
         return True
 
     async def _settle_dependents(self, conn: Conn, job_id: str, state: JobState) -> None:
-        """``job_id`` just ended in ``state`` (this transaction): release, cancel or keep each
-        waiting dependent as ``states.dependent_outcome`` decides, cascading through the
-        dependents canceled here. Dependents are row-locked first, and their dependencies' states
-        read by a later statement, so of two parents ending at once the second one to lock sees
-        the first one's commit: a fan-in is released exactly once."""
+        """``job_id`` just ended in ``state`` (this transaction): count it on each waiting
+        dependent, then release, cancel or keep each as ``states.dependent_outcome_counts``
+        decides, cascading through the dependents canceled here. ``count_ending`` row-locks the
+        dependents first, so of two parents ending at once the second counts on top of the
+        first one's commit: a fan-in is released exactly once."""
         off = self.clock_offset
-        for dep in await _rows(conn, self.sql["lock_waiting_dependents"], {"id": job_id}):
-            ids = serde.loads(dep["depends_on"])
-            rows = await _rows(conn, self.sql["dependency_states"], {"ids": ids})
-            found = [None if r["state"] is None else JobState(r["state"]) for r in rows]
+        rows = await _rows(conn, self.sql["count_ending"], {"id": job_id, "state": state.value})
+        for dep in sorted(rows, key=lambda r: r["id"]):
+            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
             policy = DependencyPolicy(dep["on_dependency_failure"])
-            outcome = states.dependent_outcome(policy, dep["quorum"], found)
+            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
             if outcome is states.DependentOutcome.RELEASE:
                 await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
             elif outcome is states.DependentOutcome.CANCEL:
-                step = next((r["step"] for r in rows if r["id"] == job_id), None)
-                error = states.dependency_failed_error(job_id, step, state)
+                step_row = await _one(conn, self.sql["job_step"], {"id": job_id})
+                error = states.dependency_failed_error(job_id, step_row["step"] if step_row else None, state)
                 params = {
                     "off": off,
                     "id": dep["id"],
@@ -484,7 +484,15 @@ class PostgresBackend:
             name, params = "redrive_ids", {**base, "ids": list(dict.fromkeys(req.job_ids))}
         else:
             name, params = "redrive_matching", {**base, "queue": req.queue, "task": req.task}
-        row = await self._write1(lambda conn: _one(conn, self.sql[name], params), "redriving jobs")
+
+        async def run(conn: Conn) -> Row | None:
+            row = await _one(conn, self.sql[name], params)
+            if row is not None and row["with_dependents"]:
+                # The same transaction: a redriven dependency is no longer failed for its dependents.
+                await _exec(conn, self.sql["uncount_failures"], {"ids": row["with_dependents"]})
+            return row
+
+        row = await self._run(run, "redriving jobs")
         return int(row["n"]) if row else 0
 
     async def set_paused(self, req: PauseRequest) -> None:

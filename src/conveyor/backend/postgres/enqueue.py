@@ -111,6 +111,8 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "delay": req.delay,
         "error": serde.dumps(error) if error else None,
         "pending_deps": len(linked),
+        "deps_total": len(deps),
+        **{f"deps_{state.value}": n for state, n in states.ended_counts([st for _, st in dep_states]).items()},
         "idempotency_key": req.idempotency_key,
         "depends_on": serde.dumps(deps),
         "callback_url": req.callback_url,

@@ -78,13 +78,14 @@ WITH t AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
                                depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure,
-                               quorum)
+                               quorum, deps_total, deps_succeeded, deps_failed, deps_canceled)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
            CASE WHEN s.state = 'canceled' THEN %(error)s::text END,
            %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s, %(workflow_id)s, %(step)s,
-           %(on_dependency_failure)s, %(quorum)s
+           %(on_dependency_failure)s, %(quorum)s, %(deps_total)s, %(deps_succeeded)s, %(deps_failed)s,
+           %(deps_canceled)s
     FROM s
     RETURNING *
 ), ev AS (
@@ -209,21 +210,36 @@ WITH req AS (
 )
 SELECT id, token, has_dependents FROM done
 
--- name: lock_waiting_dependents
--- The waiting dependents of a job that just ended, locked in id order (two parents ending at
--- once: the second waits here, then its next statement sees the first one's commit), with what
--- states.dependent_outcome needs to decide.
-SELECT j.id, j.depends_on, j.on_dependency_failure, j.quorum
-FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
-WHERE d.depends_on = %(id)s AND j.state = 'waiting'
-ORDER BY j.id
-FOR UPDATE OF j
+-- name: count_ending
+-- Dependency %(id)s just ended in %(state)s: count it on each waiting dependent (row-locked in
+-- id order; of two parents ending at once the second waits for the first one's commit and then
+-- counts on top of it) and return what states.dependent_outcome_counts needs to decide.
+WITH locked AS (
+    SELECT j.id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
+    WHERE d.depends_on = %(id)s AND j.state = 'waiting'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {schema}.jobs j
+SET deps_succeeded = j.deps_succeeded + (%(state)s = 'succeeded')::int,
+    deps_failed = j.deps_failed + (%(state)s = 'failed')::int,
+    deps_canceled = j.deps_canceled + (%(state)s = 'canceled')::int
+FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
+RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
 
--- name: dependency_states
--- The state of each dependency, in the order given; NULL for a job that no longer exists.
-SELECT u.id, j.state, j.step
-FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS u(id, ord) LEFT JOIN {schema}.jobs j ON j.id = u.id
-ORDER BY u.ord
+-- name: uncount_failures
+-- Dependencies %(ids)s were redriven: they are no longer failed for their waiting dependents.
+WITH gone AS (
+    SELECT d.job_id, count(*) AS n FROM {schema}.job_deps d WHERE d.depends_on = ANY(%(ids)s::text[])
+    GROUP BY d.job_id
+), locked AS (
+    SELECT j.id, gone.n FROM {schema}.jobs j JOIN gone ON gone.job_id = j.id
+    WHERE j.state = 'waiting'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {schema}.jobs j SET deps_failed = greatest(j.deps_failed - locked.n, 0)
+FROM locked WHERE j.id = locked.id
 
 -- name: release_dependent
 WITH upd AS (
@@ -341,14 +357,15 @@ WITH r AS (
     SET state = 'queued', attempts = 0, run_at = {schema}.now(%(off)s), finished_at = NULL,
         lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = ANY(%(ids)s::text[]) AND state = 'failed' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
-    RETURNING id, queue, updated_at
+    RETURNING id, queue, updated_at, has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
-SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified,
+       (SELECT array_agg(id) FROM r WHERE has_dependents) AS with_dependents
 
 -- name: redrive_matching
 WITH r AS (
@@ -359,14 +376,15 @@ WITH r AS (
       AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
-    RETURNING id, queue, updated_at
+    RETURNING id, queue, updated_at, has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
-SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified,
+       (SELECT array_agg(id) FROM r WHERE has_dependents) AS with_dependents
 
 -- name: expired_leases
 -- What the reaper needs to decide (conveyor/reaper.py): running jobs whose lease expired.

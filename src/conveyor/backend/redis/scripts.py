@@ -91,7 +91,7 @@ def script_source(name: str) -> str:
 def dependency_rules() -> str:
     """The dependency rules of ``conveyor.states`` as a Lua global (``DEP_RULES``), so lib.lua
     applies them without restating which state counts as done or lost under which policy."""
-    table = {"rules": states.dependency_rules_table(), "gone": states.GONE.value}
+    table = {"rules": states.dependency_rules_table()}
     return f"local DEP_RULES = cjson.decode({lua_string(serde.dumps(table))})"
 
 

@@ -304,6 +304,8 @@ class SQLiteBackend:
                     "idempotency_key": req.idempotency_key,
                     "depends_on": serde.dumps(deps),
                     "pending_deps": len(linked),
+                    "deps_total": len(deps),
+                    **ended_params([st for _, st in dep_states]),
                     "callback_url": req.callback_url,
                     "workflow_id": req.workflow_id,
                     "step": req.step,
@@ -465,16 +467,14 @@ class SQLiteBackend:
         return await self._run(run)
 
     def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
-        """``job_id`` just ended in ``state``: release, cancel or keep each waiting dependent as
-        ``states.dependent_outcome`` decides, cascading through the dependents canceled here."""
-        for dep in conn.execute(SQL["waiting_dependents"], {"id": job_id}).fetchall():
-            params = {"ids": dep["depends_on"]}
-            found = [
-                (r["id"], None if r["state"] is None else JobState(r["state"]))
-                for r in conn.execute(SQL["dependency_states"], params)
-            ]
+        """``job_id`` just ended in ``state``: count it on each waiting dependent, then release,
+        cancel or keep each as ``states.dependent_outcome_counts`` decides, cascading through
+        the dependents canceled here (depth first, in id order)."""
+        rows = conn.execute(SQL["count_ending"], {"id": job_id, "state": state.value}).fetchall()
+        for dep in sorted(rows, key=lambda r: r["id"]):
+            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
             policy = DependencyPolicy(dep["on_dependency_failure"])
-            outcome = states.dependent_outcome(policy, dep["quorum"], [st for _, st in found])
+            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
             if outcome is states.DependentOutcome.RELEASE:
                 released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
                 if released is not None:
@@ -618,6 +618,7 @@ class SQLiteBackend:
                 for job_id in ids:
                     if conn.execute(SQL["redrive"], {"id": job_id, "now": now}).fetchone() is not None:
                         self._event(conn, job_id, now, "state", "queued", reason="redriven")
+                        conn.execute(SQL["uncount_failure"], {"id": job_id})
                         moved += 1
                 return moved
 
@@ -787,6 +788,15 @@ class SQLiteBackend:
             return bool(conn.execute(SQL["revoke_api_key"], params).rowcount == 1)
 
         return await self._run(run)
+
+
+OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
+
+
+def ended_params(dependency_states: list[JobState | None]) -> dict[str, int]:
+    """The counts a new job starts with: its dependencies already succeeded / failed / canceled."""
+    ended = states.ended_counts(dependency_states)
+    return {"deps_succeeded": ended[OK], "deps_failed": ended[FAILED], "deps_canceled": ended[CANCELED]}
 
 
 def is_unavailable(exc: sqlite3.Error) -> bool:

@@ -31,10 +31,12 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure, quorum)
+                  depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure, quorum,
+                  deps_total, deps_succeeded, deps_failed, deps_canceled)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps, :callback_url, :workflow_id, :step, :on_dependency_failure, :quorum)
+        :depends_on, :pending_deps, :callback_url, :workflow_id, :step, :on_dependency_failure, :quorum,
+        :deps_total, :deps_succeeded, :deps_failed, :deps_canceled)
 
 -- name: insert_dep
 INSERT OR IGNORE INTO job_deps (depends_on, job_id) VALUES (:depends_on, :job_id)
@@ -76,16 +78,19 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 
--- name: waiting_dependents
--- What settling a job's waiting dependents needs to decide (states.dependent_outcome).
-SELECT j.id, j.depends_on, j.on_dependency_failure, j.quorum FROM job_deps d JOIN jobs j ON j.id = d.job_id
-WHERE d.depends_on = :id AND j.state = 'waiting'
-ORDER BY j.id
+-- name: count_ending
+-- Dependency :id just ended in :state: count it on each waiting dependent and return what
+-- states.dependent_outcome_counts needs to decide.
+UPDATE jobs
+SET deps_succeeded = deps_succeeded + (:state = 'succeeded'), deps_failed = deps_failed + (:state = 'failed'),
+    deps_canceled = deps_canceled + (:state = 'canceled')
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting'
+RETURNING id, on_dependency_failure, quorum, deps_total, deps_succeeded, deps_failed, deps_canceled
 
--- name: dependency_states
--- The state of each dependency, in the order given; NULL for a job that no longer exists.
-SELECT e.value AS id, j.state, j.step FROM json_each(:ids) e LEFT JOIN jobs j ON j.id = e.value
-ORDER BY e.key
+-- name: uncount_failure
+-- Dependency :id was redriven: it is no longer failed for its waiting dependents.
+UPDATE jobs SET deps_failed = deps_failed - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting' AND deps_failed > 0
 
 -- name: cancel_dependent
 UPDATE jobs

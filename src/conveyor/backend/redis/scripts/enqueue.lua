@@ -43,8 +43,8 @@ local function plan_one(r)
   end
   -- Every dependency that may still change is linked, a failed one too (a redrive may bring it
   -- back); the outcome is settle_dependents' rule applied at once (lib.lua).
-  local unfinished, dep_states, lost = {}, {}, nil
-  for i, dep in ipairs(r.deps) do
+  local unfinished, ended, lost = {}, {succeeded = 0, failed = 0, canceled = 0}, nil
+  for _, dep in ipairs(r.deps) do
     local tenant, state, step
     if made[dep] then
       tenant, state, step = made[dep].tenant, made[dep].state, made[dep].step
@@ -55,7 +55,9 @@ local function plan_one(r)
     if not tenant or tenant ~= r.tenant then
       return {err = {'dependency', dep}}
     end
-    dep_states[i] = state
+    if ended[state] then
+      ended[state] = ended[state] + 1
+    end
     if not lost and LOST[r.policy][state] then
       lost = dependency_error(dep, step, state)
     end
@@ -63,7 +65,7 @@ local function plan_one(r)
       unfinished[#unfinished + 1] = dep
     end
   end
-  local outcome = dependent_outcome(r.policy, r.quorum, dep_states)
+  local outcome = dependent_outcome(r.policy, r.quorum, #r.deps, ended)
   if outcome == 'cancel' then
     unfinished = {}
   end
@@ -90,7 +92,7 @@ local function plan_one(r)
   if ikey then
     ikeys[ikey] = {job_id = r.id, digest = r.digest, expires_at = NOW + r.ittl}
   end
-  return {r = r, state = state, run_at = run_at, unfinished = unfinished, lost = lost, ikey = ikey}
+  return {r = r, state = state, run_at = run_at, unfinished = unfinished, lost = lost, ikey = ikey, ended = ended}
 end
 
 local plans = {}
@@ -110,7 +112,8 @@ local function apply(p)
     'state', p.state, 'priority', j.priority, 'attempts', '0', 'max_attempts', tostring(r.max_attempts),
     'retry', r.retry, 'run_at', j.run_at, 'created_at', fmt(NOW), 'updated_at', fmt(NOW),
     'depends_on', r.deps_json, 'artifacts', '[]', 'pending_deps', tostring(#p.unfinished), 'digest', r.digest,
-    'on_dependency_failure', r.policy}
+    'on_dependency_failure', r.policy, 'deps_total', tostring(#r.deps), 'deps_succeeded',
+    tostring(p.ended.succeeded), 'deps_failed', tostring(p.ended.failed), 'deps_canceled', tostring(p.ended.canceled)}
   for _, name in ipairs({'workflow_id', 'step'}) do
     if r[name] then
       h[#h + 1] = name

@@ -195,27 +195,26 @@ for policy, rule in pairs(DEP_RULES.rules) do
   end
 end
 
--- states.dependent_outcome: 'release' once enough dependencies are done, 'cancel' once the
--- quorum (all by default) can no longer be reached, else 'wait'. `dep_states` has one entry per
--- dependency, false for a job that no longer exists.
-local function dependent_outcome(policy, quorum, dep_states)
+-- states.dependent_outcome_counts: 'release' once enough dependencies are done, 'cancel' once
+-- the quorum (all by default) can no longer be reached, else 'wait'. `ended` maps a terminal
+-- state to how many of the `total` dependencies are in it now.
+local function dependent_outcome(policy, quorum, total, ended)
   local done, lost = 0, 0
-  for _, s in ipairs(dep_states) do
-    s = s or DEP_RULES.gone
+  for s, n in pairs(ended) do
     if DONE[policy][s] then
-      done = done + 1
+      done = done + n
     elseif LOST[policy][s] then
-      lost = lost + 1
+      lost = lost + n
     end
   end
-  local need = #dep_states
+  local need = total
   if quorum and quorum < need then
     need = quorum
   end
   if done >= need then
     return 'release'
   end
-  if #dep_states - lost < need then
+  if total - lost < need then
     return 'cancel'
   end
   return 'wait'
@@ -234,9 +233,10 @@ local function dependency_error(dep, step, state)
   return {type = 'DependencyFailed', message = name .. ' ' .. verb, dependency = dep}
 end
 
--- Job `id` just ended in `state` (this script): release, cancel or keep each waiting dependent
--- as dependent_outcome decides, depth first in id order, cascading through the dependents
--- canceled here. A failed job keeps its dependents set: a redrive may still end it otherwise.
+-- Job `id` just ended in `state` (this script): count it on each waiting dependent (the
+-- deps_<state> fields), then release, cancel or keep each as dependent_outcome decides, depth
+-- first in id order, cascading through the dependents canceled here. A failed job keeps its
+-- dependents set: a redrive may still end it otherwise (redrive.lua uncounts the failure).
 local function settle_dependents(id, state)
   local key = B .. ':dependents:' .. id
   local dependents = redis.call('SMEMBERS', key)
@@ -244,12 +244,11 @@ local function settle_dependents(id, state)
   for _, dep in ipairs(dependents) do
     local d = load(dep)
     if d and d.state == 'waiting' then
-      local v = redis.call('HMGET', jkey(dep), 'depends_on', 'on_dependency_failure', 'quorum')
-      local dep_states = {}
-      for i, x in ipairs(cjson.decode(v[1] or '[]')) do
-        dep_states[i] = redis.call('HGET', jkey(x), 'state')
-      end
-      local outcome = dependent_outcome(v[2] or 'cancel', tonumber(v[3] or ''), dep_states)
+      redis.call('HINCRBY', jkey(dep), 'deps_' .. state, 1)
+      local v = redis.call('HMGET', jkey(dep), 'on_dependency_failure', 'quorum', 'deps_total', 'deps_succeeded',
+        'deps_failed', 'deps_canceled')
+      local ended = {succeeded = tonumber(v[4] or '0'), failed = tonumber(v[5] or '0'), canceled = tonumber(v[6] or '0')}
+      local outcome = dependent_outcome(v[1] or 'cancel', tonumber(v[2] or ''), tonumber(v[3] or '0'), ended)
       if outcome == 'release' then
         local run_at = math.max(tonumber(d.run_at), NOW)
         local new = 'queued'
