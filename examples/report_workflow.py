@@ -1,8 +1,9 @@
 """A three-step workflow: gather the sales data, render the PDF report, notify the reader.
 
 ``data`` (``sales_summary``) computes the figures and saves them as CSV; ``pdf`` (the ``report``
-task of ``examples/report.py``) renders the multi-page PDF; ``notify`` (``notify_report``) reads
-both results from ``ctx.results`` (keyed by step name) and "sends" the e-mail once: the message is
+task of ``examples/report.py``) renders the multi-page PDF; ``notify`` (``notify_report``) depends on
+both and reads their results from ``ctx.results`` (keyed by step name; a step sees the results
+of its own dependencies) and "sends" the e-mail once: the message is
 recorded as a once-only effect, so a retried notify never mails twice. With the default
 dependency policy (``cancel``) a failed ``pdf`` cancels ``notify``, whose error names it.
 
@@ -10,7 +11,7 @@ Start it against ``make run`` with the jobs file next to this module::
 
     conveyor submit --server http://127.0.0.1:8000 --from-file examples/report_workflow.jsonl --wait
 
-or from Python with ``start(client)``.
+or from Python: ``ConveyorClient(url).submit_batch(report_workflow.jobs())``.
 """
 
 from __future__ import annotations
@@ -62,5 +63,5 @@ def jobs(title: str = "Quarterly sales", to: str = "finance@example.com", pace: 
     return [
         {"task": "sales_summary", "args": args, "step": "data"},
         {"task": "report", "args": {**args, "pace": pace}, "step": "pdf", "depends_on": ["data"]},
-        {"task": "notify_report", "args": {"to": to}, "step": "notify", "depends_on": ["pdf"]},
+        {"task": "notify_report", "args": {"to": to}, "step": "notify", "depends_on": ["pdf", "data"]},
     ]
