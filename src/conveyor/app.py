@@ -12,6 +12,7 @@ scripts, Django views and executor processes alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import importlib
 import os
@@ -37,7 +38,7 @@ from conveyor.backend.protocol import (
     RedriveRequest,
 )
 from conveyor.blocking import blocking
-from conveyor.errors import ConfigError, UnknownTask
+from conveyor.errors import ConfigError, InvalidTransition, JobNotFound, UnknownTask
 from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
@@ -59,10 +60,13 @@ from conveyor.types import (
 if TYPE_CHECKING:
     from conveyor.canvas import Signature, Workflow
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
+    from conveyor.workflows import WorkflowStatus
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URL = "sqlite:///var/conveyor.db"
+WORKFLOW_PAGE = 500
+"""Jobs read per engine call when a workflow is read whole."""
 
 
 class _Portal:
@@ -477,6 +481,58 @@ class Conveyor:
             return await backend.migrate()
         finally:
             await backend.close()
+
+    # -- workflows (conveyor/workflows.py summarises; conveyor/batch.py plans batches) -----------
+
+    async def submit_requests_async(self, requests: list[EnqueueRequest]) -> list[EnqueueResult]:
+        """Enqueue prepared requests (``build_request``, ``batch.plan_batch``) in ONE engine call:
+        one transaction, all or nothing; each answer says whether its job is new."""
+        backend = await self.backend()
+        results = await self.telemetry.timed("enqueue_many", backend.enqueue_many(list(requests)))
+        self.telemetry.submitted([r.job for r in results], [r.created for r in results])
+        return results
+
+    async def workflow_jobs_async(self, workflow_id: str, tenant: str | None = None) -> list[Job]:
+        """Every job of the workflow (oldest first) that ``tenant`` may see (None: every tenant)."""
+        backend = await self.backend()
+        jobs: list[Job] = []
+        cursor: str | None = None
+        while True:
+            flt = JobFilter(tenant, (), None, None, WORKFLOW_PAGE, cursor, workflow=workflow_id)
+            page = await backend.list_jobs(flt)
+            jobs.extend(page.jobs)
+            if page.next_cursor is None or not page.jobs:
+                return sorted(jobs, key=lambda j: j.id)
+            cursor = page.next_cursor
+
+    async def workflow_async(self, workflow_id: str, tenant: str | None = None) -> WorkflowStatus | None:
+        """The workflow's summary (steps, overall state, aggregate progress, failed steps), or
+        None when it has no job ``tenant`` may see."""
+        from conveyor.workflows import summarize
+
+        jobs = await self.workflow_jobs_async(workflow_id, tenant)
+        return summarize(workflow_id, jobs) if jobs else None
+
+    async def cancel_workflow_async(
+        self, workflow_id: str, tenant: str | None = None, reason: str = "workflow canceled by request"
+    ) -> WorkflowStatus | None:
+        """Cancel every unfinished step (their waiting dependents are canceled with them); the
+        summary afterwards, or None when the workflow does not exist for ``tenant``."""
+        jobs = await self.workflow_jobs_async(workflow_id, tenant)
+        if not jobs:
+            return None
+        for job in jobs:
+            if job.terminal:
+                continue
+            # ended meanwhile (a cascade of an earlier cancel, or it finished): nothing to do
+            with contextlib.suppress(InvalidTransition, JobNotFound):
+                await self.cancel_async(job.id, tenant, reason)
+        return await self.workflow_async(workflow_id, tenant)
+
+    submit_requests = blocking(submit_requests_async)
+    workflow_jobs = blocking(workflow_jobs_async)
+    workflow = blocking(workflow_async)
+    cancel_workflow = blocking(cancel_workflow_async)
 
     get = blocking(get_async)
     list_jobs = blocking(list_jobs_async)

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "conveyor.cli.serve_cmd",
     "conveyor.cli.keys_cmd",
     "conveyor.cli.fleet_cmd",
+    "conveyor.cli.workflows_cmd",
 )
 ALONE = {"worker": "conveyor.cli.worker_cmd"}
 """Commands loaded without the others: a worker node never imports the submit, API-schema or
