@@ -9,10 +9,11 @@ from tests.conformance.conftest import OpenBackend
 
 async def test_a_beat_registers_the_node_and_a_later_beat_replaces_its_info(backend: Backend) -> None:
     before = await backend.now()
-    await backend.beat_worker(WorkerBeat("host-1", {"pid": 10, "queues": ["default"], "in_flight": 0}))
+    info = {"pid": 10, "queues": ["default"], "in_flight": 0, "jobs": [], "extra": {}}
+    await backend.beat_worker(WorkerBeat("host-1", info))
     [first] = await backend.list_workers()
     after = await backend.now()
-    assert first.worker_id == "host-1" and first.info == {"pid": 10, "queues": ["default"], "in_flight": 0}
+    assert first.worker_id == "host-1" and first.info == info, "info comes back as sent (empty lists stay lists)"
     assert before <= first.started_at <= after and first.last_seen == first.started_at
     assert first.silent_for >= 0
 

@@ -15,7 +15,9 @@ if op == 'beat' then
   if old then
     started = cjson.decode(old)['started_at']
   end
-  redis.call('HSET', index, id, cjson.encode({info = cjson.decode(ARGV[5]), started_at = started, last_seen = NOW}))
+  -- the caller's info JSON is stored verbatim: a cjson round trip would turn its empty lists into {}
+  local record = '{"info":' .. ARGV[5] .. ',"started_at":' .. fmt(started) .. ',"last_seen":' .. fmt(NOW) .. '}'
+  redis.call('HSET', index, id, record)
   return 1
 elseif op == 'list' then
   local out = {}
