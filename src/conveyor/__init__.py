@@ -40,7 +40,7 @@ from conveyor.errors import (
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task
 from conveyor.types import Artifact, Job, JobEvent, JobState, QueueConfig, QueueStats, RetryPolicy
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 
 if TYPE_CHECKING:
     from conveyor.api.schemas import JobStatus
@@ -78,6 +78,7 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "ResultStore",
+    "RetryAfter",
     "RetryPolicy",
     "Task",
     "UnknownTask",
