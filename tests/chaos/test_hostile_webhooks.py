@@ -9,6 +9,7 @@ misbehaving path per endpoint (tests/chaos/hostile_receiver.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from conveyor.app import Conveyor
 from conveyor.types import Job, JobState
 from conveyor.webhooks import WEBHOOK_QUEUE
+from conveyor.webhooks.deliver import RETRY_AFTER_CAP, retry_after_seconds
 from tests.chaos.hostile_app import ATTEMPTS, make_app
 from tests.chaos.hostile_receiver import RETRY_AFTER, HostileReceiver
 from tests.engines import ENGINES, engine_url
@@ -104,3 +106,14 @@ def test_hostile_receivers(setup: tuple[Conveyor, HostileReceiver, WorkerNode]) 
     # one that answers 200 and streams forever: accepted on its status, the body is never read
     assert ends["stream"].state is JobState.SUCCEEDED and ends["stream"].attempts == 1
     assert node.running
+
+
+def test_retry_after_header_forms() -> None:
+    """Delta-seconds and HTTP dates are read; a huge value is capped; garbage means "use the backoff"."""
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7", now) == 7.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0  # in the past: at once
+    assert retry_after_seconds("999999", now) == RETRY_AFTER_CAP
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds(None, now) is None
