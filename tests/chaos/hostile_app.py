@@ -2,7 +2,7 @@
 
 One endpoint per hostile behaviour (path ``/<name>`` on the receiver at $HOSTILE_RECEIVER),
 each wanting only the events of task ``hostile.<name>``, so a test reads each behaviour on its
-own. Deliveries: 3 attempts, 0.2 s backoff doubling, a 2 s deadline per exchange.
+own. Deliveries: 3 attempts, 0.2 s backoff doubling, a 3 s deadline per exchange.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from conveyor.webhooks import WebhookEndpoint, WebhookSettings
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 BEHAVIOURS = ("e500", "e429", "e410", "redirect", "hang", "stream", "ok")
 ATTEMPTS = 3
-TIMEOUT = 2.0
+TIMEOUT = 3.0
 BACKOFF = RetryPolicy(base_delay=0.2, factor=2.0, max_delay=1.0, jitter=False)
 
 
