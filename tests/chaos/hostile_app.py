@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import time
 
+from conveyor import RetryAfter
 from conveyor.app import Conveyor
+from conveyor.context import JobContext
 from conveyor.types import RetryPolicy
 from conveyor.webhooks import WebhookEndpoint, WebhookSettings
 
@@ -41,6 +43,15 @@ def make_app(url: str | None = None, receiver: str | None = None) -> Conveyor:
         """Ordinary work no endpoint wants: must not wait behind hostile deliveries."""
         time.sleep(seconds)
         return seconds
+
+    @app.task(name="plain.later", retry=BACKOFF)
+    def later(log: str, ctx: JobContext) -> int:
+        """A sync task (executor process) told to come back later on its first attempt."""
+        with open(log, "a") as out:
+            out.write(f"{time.time()}\n")
+        if ctx.attempt == 1:
+            raise RetryAfter("the upstream asked for 2 s", 2.0)
+        return ctx.attempt
 
     return app
 

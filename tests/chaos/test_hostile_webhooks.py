@@ -110,6 +110,18 @@ def test_hostile_receivers(setup: tuple[Conveyor, HostileReceiver, WorkerNode]) 
     assert node.running
 
 
+def test_a_sync_task_raising_retry_after_waits_that_long(
+    setup: tuple[Conveyor, HostileReceiver, WorkerNode], tmp_path: Path
+) -> None:
+    """``RetryAfter`` from a sync task (run in an executor process) sets the retry's delay."""
+    app = setup[0]
+    log = tmp_path / "later.log"
+    job = app.enqueue("plain.later", {"log": str(log)})
+    wait_until(lambda: (j := app.get(job.id)) is not None and j.state is JobState.SUCCEEDED, timeout=60)
+    first, second = (float(line) for line in log.read_text().split())
+    assert second - first >= 2.0 - 0.05, f"retried after {second - first:.2f} s (backoff alone: 0.2 s)"
+
+
 def test_retry_after_header_forms() -> None:
     """Delta-seconds and HTTP dates are read; a huge value is capped; garbage means "use the backoff"."""
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
