@@ -51,7 +51,7 @@ from conveyor.types import (
     QueueStats,
     RetryPolicy,
 )
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 
 if TYPE_CHECKING:
     from conveyor.api.schemas import JobStatus
@@ -91,6 +91,7 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "ResultStore",
+    "RetryAfter",
     "RetryPolicy",
     "Signature",
     "Task",

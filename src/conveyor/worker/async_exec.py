@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from dataclasses import replace
 from typing import Any
 
 import pydantic
@@ -18,7 +19,7 @@ from conveyor.app import Conveyor
 from conveyor.context import JobContext
 from conveyor.task import Task
 from conveyor.worker.codec import Outcome, error_dict
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 from conveyor.worker.jobrun import JobRun
 
 CANCEL_WAIT = 1.0
@@ -39,7 +40,8 @@ def _outcome_of(done: asyncio.Task[Any]) -> Outcome:
             error = error_dict("ResultNotSerializable", f"task returned a value JSON cannot hold: {err}")
             return Outcome("error", error=error, retryable=False)
         return Outcome("succeeded", result=value)
-    return _failure(exc, retryable=not isinstance(exc, DoNotRetry))
+    outcome = _failure(exc, retryable=not isinstance(exc, DoNotRetry))
+    return replace(outcome, retry_after=exc.seconds) if isinstance(exc, RetryAfter) else outcome
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

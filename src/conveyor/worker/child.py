@@ -27,7 +27,7 @@ from conveyor.context import JobContext
 from conveyor.dependencies import Dependency
 from conveyor.types import Job
 from conveyor.worker.codec import error_dict, job_from_dict
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 from conveyor.worker.stop import StopReason
 
 _PR_SET_PDEATHSIG = 1
@@ -75,6 +75,8 @@ def run_job(app: Conveyor, job: Job, stop_flag: Any, dependencies: Sequence[Depe
             value = task.fn(**kwargs)
         except DoNotRetry as exc:
             return _failure(exc, retryable=False)
+        except RetryAfter as exc:
+            return {**_failure(exc, retryable=True), "retry_after": exc.seconds}
         except (Exception, SystemExit) as exc:
             return _failure(exc, retryable=True)
         try:

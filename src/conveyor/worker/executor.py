@@ -197,4 +197,6 @@ class Executor:
         message = result.result()
         if message.get("ok"):
             return Outcome("succeeded", result=message.get("result"))
-        return Outcome("error", error=message.get("error"), retryable=bool(message.get("retryable", True)))
+        after = message.get("retry_after")
+        retryable = bool(message.get("retryable", True))
+        return Outcome("error", error=message.get("error"), retryable=retryable, retry_after=after)

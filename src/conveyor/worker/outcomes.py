@@ -53,6 +53,8 @@ def failure_request(job: Job, token: str, outcome: Outcome) -> FailRequest:
     error = outcome.error or error_dict("Error", "unknown failure")
     state = states.after_failure(job.attempts, job.max_attempts, retryable=outcome.retryable)
     delay = job.retry.delay(job.attempts) if state is JobState.SCHEDULED else 0.0
+    if state is JobState.SCHEDULED and outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)  # the task was told when to come back (RetryAfter)
     return FailRequest(job.id, token, error, state, delay)
 
 

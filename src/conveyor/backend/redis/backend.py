@@ -77,7 +77,17 @@ MAX_CONNECTIONS = 64
 """Connections per engine instance (per process and event loop)."""
 POOL_WAIT = 10.0
 """Seconds a call waits for a free pooled connection before BackendUnavailable."""
-_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM")
+_TRANSIENT_ERRORS = (
+    rexc.OutOfMemoryError,
+    rexc.ReadOnlyError,
+    rexc.TryAgainError,
+    rexc.ClusterDownError,
+    rexc.MasterDownError,
+)
+"""redis-py turns these replies into their own classes and strips the code from the message, so
+they are recognised by class: maxmemory reached (OOM) is Redis' "disk full", a 503 that clears
+by itself when memory is freed, never a 500."""
 
 
 def _unavailable(exc: BaseException) -> BackendUnavailable:
@@ -85,7 +95,7 @@ def _unavailable(exc: BaseException) -> BackendUnavailable:
 
 
 def _is_transient(exc: rexc.ResponseError) -> bool:
-    return str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
+    return isinstance(exc, _TRANSIENT_ERRORS) or str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
 
 
 class RedisBackend:
