@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from conveyor import Conveyor, QueueConfig, RetryPolicy
-from examples import contacts, demo, report
+from examples import contacts, demo, report, report_workflow
 
 app = Conveyor(
     os.environ.get("CONVEYOR_URL", "sqlite:///var/conveyor.db"),
@@ -22,6 +22,8 @@ app = Conveyor(
 
 app.task(name="report", queue="reports", timeout=300, max_attempts=3, retry=RetryPolicy(base_delay=2.0))(report.report)
 app.task(name="import_contacts", queue="imports", timeout=600, max_attempts=5)(contacts.import_contacts)
+app.task(name="sales_summary", queue="reports", timeout=120, max_attempts=3)(report_workflow.sales_summary)
+app.task(name="notify_report", queue="default", timeout=60, max_attempts=5)(report_workflow.notify_report)
 app.task(name="countdown", queue="default", timeout=3700)(demo.countdown)
 app.task(name="flaky", queue="default", max_attempts=3, retry=RetryPolicy(base_delay=0.5, max_delay=5.0))(demo.flaky)
 

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import EnqueueResult, JobPage
+from conveyor.canvas import Signature, Workflow
 from conveyor.context import JobContext
+from conveyor.dependencies import Dependency
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -39,8 +41,17 @@ from conveyor.errors import (
 )
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task
-from conveyor.types import Artifact, Job, JobEvent, JobState, QueueConfig, QueueStats, RetryPolicy
-from conveyor.worker.errors import DoNotRetry
+from conveyor.types import (
+    Artifact,
+    DependencyPolicy,
+    Job,
+    JobEvent,
+    JobState,
+    QueueConfig,
+    QueueStats,
+    RetryPolicy,
+)
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 
 if TYPE_CHECKING:
     from conveyor.api.schemas import JobStatus
@@ -57,7 +68,9 @@ __all__ = [
     "Conveyor",
     "ConveyorClient",
     "ConveyorError",
+    "Dependency",
     "DependencyError",
+    "DependencyPolicy",
     "DoNotRetry",
     "DuplicateJobId",
     "EnqueueResult",
@@ -78,12 +91,15 @@ __all__ = [
     "QueueFull",
     "QueueStats",
     "ResultStore",
+    "RetryAfter",
     "RetryPolicy",
+    "Signature",
     "Task",
     "UnknownTask",
     "WaitTimeout",
     "WebhookEndpoint",
     "WebhookSettings",
+    "Workflow",
 ]
 
 _LAZY = {

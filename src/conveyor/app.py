@@ -12,14 +12,17 @@ scripts, Django views and executor processes alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import importlib
 import os
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import pydantic
 
@@ -35,28 +38,36 @@ from conveyor.backend.protocol import (
     RedriveRequest,
 )
 from conveyor.blocking import blocking
-from conveyor.errors import ConfigError, UnknownTask
+from conveyor.errors import ConfigError, InvalidTransition, JobNotFound, UnknownTask
+from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.limits import KeySpec, TaskLimits, parse_rate, with_queue_limits
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
+from conveyor.tracing import Tracing
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TENANT,
+    DependencyPolicy,
     Job,
     JobEvent,
     JobState,
+    JSONValue,
     QueueConfig,
     QueueStats,
     RetryPolicy,
 )
 
 if TYPE_CHECKING:
+    from conveyor.canvas import Signature, Workflow
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
+    from conveyor.workflows import WorkflowStatus
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_URL = "sqlite:///var/conveyor.db"
+WORKFLOW_PAGE = 500
+"""Jobs read per engine call when a workflow is read whole."""
 
 
 class _Portal:
@@ -93,6 +104,7 @@ class Conveyor:
         result_store: ResultStore | str | None = None,
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookSettings | Iterable[WebhookEndpoint] | None = None,
+        tracing: bool | Tracing | None = None,
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
@@ -113,6 +125,12 @@ class Conveyor:
         self.telemetry = Telemetry()
         """Typed events (submits, claims, ends, engine calls) and their handlers: conveyor/telemetry.py."""
         self._metrics_attached = False
+        if tracing is None:
+            tracing = os.environ.get("CONVEYOR_TRACING", "").lower() in ("1", "true", "yes")
+        self.tracing: Tracing | None = Tracing() if tracing is True else (tracing or None)
+        """OpenTelemetry spans for submits and runs (``conveyor.tracing``), when turned on."""
+        if self.tracing is not None:
+            self.telemetry.attach(self.tracing.handle)
         self.webhooks: WebhookSettings | None = None
         if webhooks is not None:
             from conveyor.webhooks.config import WebhookSettings as Settings
@@ -250,8 +268,12 @@ class Conveyor:
                 if self._portal is None:
                     self._portal = _Portal()
 
+        # the caller's context variables (its current trace span, say) follow the call to the portal
+        caller = contextvars.copy_context()
+
         async def run() -> T:
-            return await make()
+            coro = cast(Coroutine[Any, Any, T], make())
+            return await asyncio.get_running_loop().create_task(coro, context=caller)
 
         return self._portal.call(run())
 
@@ -345,9 +367,16 @@ class Conveyor:
         """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
         request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
         backend = await self.backend()
-        result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+        with self.traced(request) as request:
+            result = await self.telemetry.timed("enqueue", backend.enqueue(request))
+            if self.tracing is not None:
+                self.tracing.stored(result.job.id)
         self.telemetry.submitted([result.job], [result.created])
         return result
+
+    def traced(self, request: EnqueueRequest) -> AbstractContextManager[EnqueueRequest]:
+        """With tracing on, a send span around the enqueue and the request carrying its context."""
+        return nullcontext(request) if self.tracing is None else self.tracing.submit_span(request)
 
     async def enqueue_async(
         self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
@@ -357,6 +386,64 @@ class Conveyor:
 
     submit = blocking(submit_async)
     enqueue = blocking(enqueue_async)
+
+    # -- workflows: many jobs in one engine call (conveyor/canvas.py) ----------------------------
+
+    async def enqueue_many_async(self, items: Iterable[Signature], *, workflow_id: str | None = None) -> Workflow:
+        """Enqueue signatures (and the ones they run ``.after``) in ONE engine call: every job
+        is stored or none is. They share one workflow id (a new one unless given)."""
+        from conveyor.canvas import Workflow, new_workflow_id, plan
+
+        wf = workflow_id or new_workflow_id()
+        _, requests = plan(items, wf)
+        backend = await self.backend()
+        results = await self.telemetry.timed("enqueue", backend.enqueue_many(requests))
+        self.telemetry.submitted([r.job for r in results], [r.created for r in results])
+        return Workflow(wf, [r.job for r in results])
+
+    async def chain_async(self, *steps: Signature, workflow_id: str | None = None) -> Workflow:
+        """Each step after the previous one (``ctx.results`` of a step holds the previous
+        step's result), enqueued in one call; ``workflow.last`` is the final step."""
+        from conveyor.canvas import chained
+
+        return await self.enqueue_many_async(chained(steps), workflow_id=workflow_id)
+
+    async def group_async(
+        self,
+        *members: Signature,
+        then: Signature | None = None,
+        quorum: int | None = None,
+        on_dependency_failure: DependencyPolicy | str | None = None,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """The members side by side and ``then`` (the fan-in) once all of them, or ``quorum``
+        of them, succeeded; ``on_dependency_failure`` is the fan-in's policy. One call."""
+        from conveyor.canvas import grouped
+
+        policy = None if on_dependency_failure is None else DependencyPolicy(on_dependency_failure)
+        return await self.enqueue_many_async(grouped(members, then, quorum, policy), workflow_id=workflow_id)
+
+    async def fan_out_async(
+        self,
+        task: Task,
+        items: Sequence[JSONValue],
+        *,
+        chunk_size: int = 1000,
+        then: Signature | None = None,
+        arg: str = "items",
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """``task`` once per ``chunk_size`` items (passed as its ``arg`` argument) and ``then``
+        once after every chunk, in one call. The chunks are steps ``<task>[0]``, ``<task>[1]``...
+        of one workflow, so the workflow's progress is the chunks' combined progress."""
+        from conveyor.canvas import chunks
+
+        return await self.enqueue_many_async(chunks(task, items, chunk_size, then, arg), workflow_id=workflow_id)
+
+    enqueue_many = blocking(enqueue_many_async)
+    chain = blocking(chain_async)
+    group = blocking(group_async)
+    fan_out = blocking(fan_out_async)
 
     # -- inspection and operator actions (sync twins declared from the async ones) --------------
 
@@ -373,9 +460,11 @@ class Conveyor:
         tenant: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        workflow: str | None = None,
     ) -> JobPage:
-        """Jobs newest first, filtered; pass ``page.next_cursor`` as ``cursor`` for the next page."""
-        flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor)
+        """Jobs newest first, filtered (``workflow``: the steps of one workflow); pass
+        ``page.next_cursor`` as ``cursor`` for the next page."""
+        flt = JobFilter(tenant, tuple(JobState(s) for s in states), queue, task, limit, cursor, workflow)
         return await (await self.backend()).list_jobs(flt)
 
     async def cancel_async(self, job_id: str, tenant: str | None = None, reason: str = "canceled by request") -> Job:
@@ -415,6 +504,10 @@ class Conveyor:
         """Let workers claim from ``queue`` again."""
         await (await self.backend()).set_paused(PauseRequest(_queue_name(queue), False))
 
+    async def workers_async(self) -> list[WorkerStatus]:
+        """Every node in the engine's worker registry, judged alive or dead (``conveyor.fleet``)."""
+        return await list_workers(await self.backend())
+
     async def migrate_async(self) -> list[str]:
         """Apply pending schema migrations on a connection of its own; the names applied."""
         backend = self._make_backend()
@@ -422,6 +515,58 @@ class Conveyor:
             return await backend.migrate()
         finally:
             await backend.close()
+
+    # -- workflows (conveyor/workflows.py summarises; conveyor/batch.py plans batches) -----------
+
+    async def submit_requests_async(self, requests: list[EnqueueRequest]) -> list[EnqueueResult]:
+        """Enqueue prepared requests (``build_request``, ``batch.plan_batch``) in ONE engine call:
+        one transaction, all or nothing; each answer says whether its job is new."""
+        backend = await self.backend()
+        results = await self.telemetry.timed("enqueue_many", backend.enqueue_many(list(requests)))
+        self.telemetry.submitted([r.job for r in results], [r.created for r in results])
+        return results
+
+    async def workflow_jobs_async(self, workflow_id: str, tenant: str | None = None) -> list[Job]:
+        """Every job of the workflow (oldest first) that ``tenant`` may see (None: every tenant)."""
+        backend = await self.backend()
+        jobs: list[Job] = []
+        cursor: str | None = None
+        while True:
+            flt = JobFilter(tenant, (), None, None, WORKFLOW_PAGE, cursor, workflow=workflow_id)
+            page = await backend.list_jobs(flt)
+            jobs.extend(page.jobs)
+            if page.next_cursor is None or not page.jobs:
+                return sorted(jobs, key=lambda j: j.id)
+            cursor = page.next_cursor
+
+    async def workflow_async(self, workflow_id: str, tenant: str | None = None) -> WorkflowStatus | None:
+        """The workflow's summary (steps, overall state, aggregate progress, failed steps), or
+        None when it has no job ``tenant`` may see."""
+        from conveyor.workflows import summarize
+
+        jobs = await self.workflow_jobs_async(workflow_id, tenant)
+        return summarize(workflow_id, jobs) if jobs else None
+
+    async def cancel_workflow_async(
+        self, workflow_id: str, tenant: str | None = None, reason: str = "workflow canceled by request"
+    ) -> WorkflowStatus | None:
+        """Cancel every unfinished step (their waiting dependents are canceled with them); the
+        summary afterwards, or None when the workflow does not exist for ``tenant``."""
+        jobs = await self.workflow_jobs_async(workflow_id, tenant)
+        if not jobs:
+            return None
+        for job in jobs:
+            if job.terminal:
+                continue
+            # ended meanwhile (a cascade of an earlier cancel, or it finished): nothing to do
+            with contextlib.suppress(InvalidTransition, JobNotFound):
+                await self.cancel_async(job.id, tenant, reason)
+        return await self.workflow_async(workflow_id, tenant)
+
+    submit_requests = blocking(submit_requests_async)
+    workflow_jobs = blocking(workflow_jobs_async)
+    workflow = blocking(workflow_async)
+    cancel_workflow = blocking(cancel_workflow_async)
 
     get = blocking(get_async)
     list_jobs = blocking(list_jobs_async)
@@ -432,6 +577,7 @@ class Conveyor:
     events = blocking(events_async)
     pause_queue = blocking(pause_queue_async)
     resume_queue = blocking(resume_queue_async)
+    workers = blocking(workers_async)
     migrate = blocking(migrate_async)
 
 

@@ -16,20 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 
 from conveyor import client_core as core
-from conveyor.api.schemas import JobStatus
+from conveyor.api.schemas import BatchResult, JobStatus, WorkflowView
 from conveyor.client_core import ClientError, WaitTimeout
 
-__all__ = ["AsyncConveyorClient", "ClientError", "ConveyorClient", "JobStatus", "WaitTimeout"]
+__all__ = [
+    "AsyncConveyorClient",
+    "BatchResult",
+    "ClientError",
+    "ConveyorClient",
+    "JobStatus",
+    "WaitTimeout",
+    "WorkflowView",
+]
 
 R = TypeVar("R")
 UpdateCallback = Callable[[JobStatus], Any]
+WorkflowCallback = Callable[[WorkflowView], Any]
 """Called with each new status during ``wait`` (the async client awaits it if it is a coroutine)."""
 DEFAULT_TIMEOUT = 10.0
 
@@ -70,12 +79,81 @@ class ConveyorClient:
         delay: float | None = None,
         run_at: datetime | float | None = None,
         idempotency_key: str | None = None,
+        depends_on: Sequence[str] = (),
+        step: str | None = None,
+        workflow_id: str | None = None,
+        on_dependency_failure: str | None = None,
+        quorum: int | None = None,
     ) -> JobStatus:
-        """Submit a job; with ``idempotency_key`` a retried submit returns the same job."""
+        """Submit a job; with ``idempotency_key`` a retried submit returns the same job.
+
+        ``depends_on`` (job ids) makes it wait for them; ``on_dependency_failure`` is ``cancel``
+        (default), ``continue`` or ``wait``; ``quorum`` how many must succeed. It joins
+        ``workflow_id``, else its first dependency's workflow.
+        """
         call = core.submit(
-            task, args, queue=queue, priority=priority, delay=delay, run_at=run_at, idempotency_key=idempotency_key
+            task,
+            args,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            depends_on=depends_on,
+            step=step,
+            workflow_id=workflow_id,
+            on_dependency_failure=on_dependency_failure,
+            quorum=quorum,
         )
         return self._send(call)
+
+    def submit_batch(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        workflow_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> BatchResult:
+        """Submit several jobs in one transaction, as one workflow: all are stored or none.
+
+        Each item is a dict as ``POST /v1/jobs`` takes it (build one with
+        ``conveyor.client_core.submit_body``), plus ``step`` names that later items may list in
+        ``depends_on`` and an optional per-item ``idempotency_key``. A 422 ``ClientError`` names
+        every bad field as ``items[i].field``.
+        """
+        return self._send(core.submit_batch(items, workflow_id=workflow_id, idempotency_key=idempotency_key))
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """The workflow: each step's state, the aggregate progress, the failed steps."""
+        return self._send(core.workflow(workflow_id))
+
+    def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        """Cancel every unfinished step of the workflow; the workflow afterwards."""
+        return self._send(core.cancel_workflow(workflow_id))
+
+    def wait_workflow(
+        self, workflow_id: str, *, timeout: float | None = None, on_update: WorkflowCallback | None = None
+    ) -> WorkflowView:
+        """Poll the workflow (at its Retry-After) until every step ended; ``on_update`` gets each
+        change. Raises WaitTimeout (``last``: None) after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: WorkflowView | None = None
+        while True:
+            call = core.workflow(workflow_id)
+            response = self._exchange(call)
+            view = call.read(response)
+            if on_update is not None and (last is None or last.model_dump() != view.model_dump()):
+                on_update(view)
+            last = view
+            if view.terminal:
+                return view
+            pause = core.poll_delay(core.retry_after(response))
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(workflow_id, None)
+                pause = min(pause, left)
+            time.sleep(pause)
 
     def get(self, job_id: str) -> JobStatus:
         return self._send(core.get(job_id))
@@ -172,12 +250,83 @@ class AsyncConveyorClient:
         delay: float | None = None,
         run_at: datetime | float | None = None,
         idempotency_key: str | None = None,
+        depends_on: Sequence[str] = (),
+        step: str | None = None,
+        workflow_id: str | None = None,
+        on_dependency_failure: str | None = None,
+        quorum: int | None = None,
     ) -> JobStatus:
-        """Submit a job; with ``idempotency_key`` a retried submit returns the same job."""
+        """Submit a job; with ``idempotency_key`` a retried submit returns the same job.
+
+        ``depends_on`` (job ids) makes it wait for them; ``on_dependency_failure`` is ``cancel``
+        (default), ``continue`` or ``wait``; ``quorum`` how many must succeed. It joins
+        ``workflow_id``, else its first dependency's workflow.
+        """
         call = core.submit(
-            task, args, queue=queue, priority=priority, delay=delay, run_at=run_at, idempotency_key=idempotency_key
+            task,
+            args,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            depends_on=depends_on,
+            step=step,
+            workflow_id=workflow_id,
+            on_dependency_failure=on_dependency_failure,
+            quorum=quorum,
         )
         return await self._send(call)
+
+    async def submit_batch(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        workflow_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> BatchResult:
+        """Submit several jobs in one transaction, as one workflow: all are stored or none.
+
+        Each item is a dict as ``POST /v1/jobs`` takes it (build one with
+        ``conveyor.client_core.submit_body``), plus ``step`` names that later items may list in
+        ``depends_on`` and an optional per-item ``idempotency_key``. A 422 ``ClientError`` names
+        every bad field as ``items[i].field``.
+        """
+        return await self._send(core.submit_batch(items, workflow_id=workflow_id, idempotency_key=idempotency_key))
+
+    async def workflow(self, workflow_id: str) -> WorkflowView:
+        """The workflow: each step's state, the aggregate progress, the failed steps."""
+        return await self._send(core.workflow(workflow_id))
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowView:
+        """Cancel every unfinished step of the workflow; the workflow afterwards."""
+        return await self._send(core.cancel_workflow(workflow_id))
+
+    async def wait_workflow(
+        self, workflow_id: str, *, timeout: float | None = None, on_update: WorkflowCallback | None = None
+    ) -> WorkflowView:
+        """Poll the workflow (at its Retry-After) until every step ended; ``on_update`` gets each
+        change. Raises WaitTimeout (``last``: None) after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last: WorkflowView | None = None
+        while True:
+            call = core.workflow(workflow_id)
+            response = await self._exchange(call)
+            view = call.read(response)
+            if on_update is not None and (last is None or last.model_dump() != view.model_dump()):
+                outcome = on_update(view)
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+            last = view
+            if view.terminal:
+                return view
+            pause = core.poll_delay(core.retry_after(response))
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(workflow_id, None)
+                pause = min(pause, left)
+            await asyncio.sleep(pause)
 
     async def get(self, job_id: str) -> JobStatus:
         return await self._send(core.get(job_id))

@@ -11,7 +11,7 @@ error answer and every failure to reach the service, ``WaitTimeout`` when ``wait
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from conveyor.api.schemas import JobStatus
+from conveyor.api.schemas import BatchResult, JobStatus, WorkflowView
 
 R = TypeVar("R")
 
@@ -134,20 +134,97 @@ def submit(
     delay: float | None = None,
     run_at: datetime | float | None = None,
     idempotency_key: str | None = None,
+    depends_on: Sequence[str] = (),
+    step: str | None = None,
+    workflow_id: str | None = None,
+    on_dependency_failure: str | None = None,
+    quorum: int | None = None,
 ) -> Call[JobStatus]:
     """``POST /v1/jobs``; with an idempotency key a retried submit answers the same job."""
+    body = submit_body(
+        task,
+        args,
+        queue=queue,
+        priority=priority,
+        delay=delay,
+        run_at=run_at,
+        depends_on=depends_on,
+        step=step,
+        workflow_id=workflow_id,
+        on_dependency_failure=on_dependency_failure,
+        quorum=quorum,
+    )
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return Call("POST", "/v1/jobs", _status, json=body, headers=headers)
+
+
+def submit_body(
+    task: str,
+    args: dict[str, Any] | None = None,
+    *,
+    queue: str | None = None,
+    priority: int | None = None,
+    delay: float | None = None,
+    run_at: datetime | float | None = None,
+    depends_on: Sequence[str] = (),
+    step: str | None = None,
+    workflow_id: str | None = None,
+    on_dependency_failure: str | None = None,
+    quorum: int | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """The JSON of one submit (``POST /v1/jobs``, or one item of a batch), without unset fields."""
     body: dict[str, Any] = {"task": task, "args": args or {}}
-    if queue is not None:
-        body["queue"] = queue
-    if priority is not None:
-        body["priority"] = priority
-    if delay is not None:
-        body["delay"] = delay
     if run_at is not None:
         when = datetime.fromtimestamp(run_at, UTC) if isinstance(run_at, int | float) else run_at
         body["run_at"] = when.isoformat()
+    if depends_on:
+        body["depends_on"] = list(depends_on)
+    optional = {
+        "queue": queue,
+        "priority": priority,
+        "delay": delay,
+        "step": step,
+        "workflow_id": workflow_id,
+        "on_dependency_failure": on_dependency_failure,
+        "quorum": quorum,
+        "idempotency_key": idempotency_key,
+    }
+    body.update({k: str(v) if k == "on_dependency_failure" else v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _batch(response: httpx.Response) -> BatchResult:
+    check(response)
+    return BatchResult.model_validate(response.json())
+
+
+def _workflow(response: httpx.Response) -> WorkflowView:
+    check(response)
+    return WorkflowView.model_validate(response.json())
+
+
+def submit_batch(
+    items: Sequence[Mapping[str, Any]], *, workflow_id: str | None = None, idempotency_key: str | None = None
+) -> Call[BatchResult]:
+    """``POST /v1/jobs:batch``: every item (a ``submit_body``) stored in one transaction, or none."""
+    body: dict[str, Any] = {"items": [dict(item) for item in items]}
+    if workflow_id is not None:
+        body["workflow_id"] = workflow_id
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    return Call("POST", "/v1/jobs", _status, json=body, headers=headers)
+    return Call("POST", "/v1/jobs:batch", _batch, json=body, headers=headers)
+
+
+def _workflow_path(workflow_id: str) -> str:
+    return f"/v1/workflows/{quote(workflow_id, safe='')}"
+
+
+def workflow(workflow_id: str) -> Call[WorkflowView]:
+    return Call("GET", _workflow_path(workflow_id), _workflow)
+
+
+def cancel_workflow(workflow_id: str) -> Call[WorkflowView]:
+    return Call("POST", _workflow_path(workflow_id) + ":cancel", _workflow)
 
 
 def get(job_id: str) -> Call[JobStatus]:

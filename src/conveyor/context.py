@@ -13,17 +13,20 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.backend.protocol import ArtifactRequest, EffectOutcome, EffectRequest, ProgressRequest
 from conveyor.blocking import blocking
+from conveyor.dependencies import Dependency, results_of
 from conveyor.errors import JobCanceled, LeaseLost
-from conveyor.types import Artifact, Job
+from conveyor.types import Artifact, Job, JSONValue
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.canvas import Signature, Workflow
+    from conveyor.task import Task
 
 T = TypeVar("T")
 StopReason = Callable[[], str | None]
@@ -37,11 +40,22 @@ def _no_stop() -> str | None:
 class JobContext:
     """Handed to task code: job identity, progress, cancellation, scratch space, artifacts."""
 
-    def __init__(self, app: Conveyor, job: Job, stop_reason: StopReason = _no_stop) -> None:
+    def __init__(
+        self,
+        app: Conveyor,
+        job: Job,
+        stop_reason: StopReason = _no_stop,
+        dependencies: Sequence[Dependency] = (),
+    ) -> None:
         self.app = app
         self.job = job
         self._stop_reason = stop_reason
         self._scratch: Path | None = None
+        self.dependencies: list[Dependency] = list(dependencies)
+        """Each dependency of this job (``depends_on`` order): id, step, task, state, result, error.
+        Read by the worker before the task started; a ``continue`` step finds its failed ones here."""
+        self.results: dict[str, JSONValue] = results_of(self.dependencies)
+        """The results of the succeeded dependencies, keyed by step name and by job id."""
 
     @property
     def job_id(self) -> str:
@@ -117,6 +131,29 @@ class JobContext:
         return artifact
 
     save_artifact = blocking(save_artifact_async)
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    async def spawn_chunks_async(
+        self,
+        task: Task,
+        items: Sequence[JSONValue],
+        *,
+        chunk_size: int = 1000,
+        then: Signature | None = None,
+        arg: str = "items",
+    ) -> Workflow:
+        """Enqueue ``task`` once per chunk of ``items`` (as its ``arg`` argument) and ``then``
+        after all of them, in one engine call, in this job's workflow (a new one if it has none).
+
+        Nothing waits here: this job can return at once, the fan-in runs when the chunks are
+        done, and the workflow's steps report the chunks' combined progress.
+        """
+        return await self.app.fan_out_async(
+            task, items, chunk_size=chunk_size, then=then, arg=arg, workflow_id=self.job.workflow_id
+        )
+
+    spawn_chunks = blocking(spawn_chunks_async)
 
     # -- once-only side effects ----------------------------------------------------------------
 

@@ -39,6 +39,13 @@ JOBS_FINISHED = Counter(
 RUN_SECONDS = Histogram(
     "conveyor_job_run_seconds", "Wall time of one attempt, task start to recorded end", ["task"], buckets=RUN_BUCKETS
 )
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+QUEUE_WAIT_SECONDS = Histogram(
+    "conveyor_job_queue_wait_seconds",
+    "Time from when a job could first run (enqueue, or its run_at when later) to its first start",
+    ["queue", "task"],
+    buckets=WAIT_BUCKETS,
+)
 SUBMIT_SECONDS = Histogram(
     "conveyor_submit_seconds", "Latency of POST /v1/jobs as seen by the API, by HTTP status", ["status"]
 )
@@ -66,7 +73,12 @@ def prometheus_handler(event: Event) -> None:
         if event.run_seconds is not None:
             RUN_SECONDS.labels(event.task).observe(event.run_seconds)
     elif isinstance(event, JobClaimed):
-        JOBS_CLAIMED.labels(event.job.task).inc()
+        job = event.job
+        JOBS_CLAIMED.labels(job.task).inc()
+        if job.attempts == 1 and job.started_at is not None:
+            # a retry's wait is its backoff, not the queue's: only first starts say how long jobs queue
+            ready = max(job.created_at, job.run_at)
+            QUEUE_WAIT_SECONDS.labels(job.queue, job.task).observe(max(0.0, job.started_at - ready))
     elif isinstance(event, JobsSubmitted):
         for job in event.jobs:
             JOBS_SUBMITTED.labels(job.task).inc()

@@ -9,9 +9,11 @@ target state. The conformance suite and the property test check every engine aga
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from conveyor.errors import InvalidTransition
-from conveyor.types import JobState
+from conveyor.types import DependencyPolicy, JobState
 
 W, S, Q, R = JobState.WAITING, JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING
 OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
@@ -136,3 +138,104 @@ def after_expiry(attempts: int, max_attempts: int) -> JobState:
 def lease_expired_error(attempt: int) -> dict[str, str]:
     """The error recorded on a job whose worker lost its lease during ``attempt``."""
     return {"type": "LeaseExpired", "message": f"worker lost the lease during attempt {attempt} (crashed or stalled)"}
+
+
+# -- dependencies ----------------------------------------------------------------------------
+# What happens to a waiting dependent when one of its dependencies changes is decided here, as
+# a count over the states of ALL its dependencies (not a counter kept on the side): a redrive
+# that turns a failed dependency back into a queued one needs no bookkeeping, and the answer
+# does not depend on the order the dependencies ended in. Engines call ``dependent_outcome``
+# inside the transaction that changed the dependency (the Redis scripts apply the same two
+# comparisons to ``dependency_rules_table()``, embedded in every script by scripts.py).
+
+
+class DependentOutcome(enum.StrEnum):
+    """What a waiting dependent does after looking at its dependencies' states."""
+
+    WAIT = "wait"  # stays waiting
+    RELEASE = "release"  # queued (scheduled if its run_at is still ahead)
+    CANCEL = "cancel"  # canceled with a DependencyFailed error; the cancel cascades
+
+
+@dataclass(frozen=True)
+class DependencyRule:
+    """Per policy: the dependency states that count toward release (``done``) and those that
+    can never count any more (``lost``). States in neither may still change (unfinished, or
+    failed under ``wait``, which a redrive may bring back)."""
+
+    done: frozenset[JobState]
+    lost: frozenset[JobState]
+
+
+DEPENDENCY_RULES: dict[DependencyPolicy, DependencyRule] = {
+    DependencyPolicy.CANCEL: DependencyRule(frozenset({OK}), frozenset({FAILED, CANCELED})),
+    DependencyPolicy.CONTINUE: DependencyRule(frozenset({OK, FAILED, CANCELED}), frozenset()),
+    DependencyPolicy.WAIT: DependencyRule(frozenset({OK}), frozenset({CANCELED})),
+}
+
+GONE = OK
+"""How a dependency that no longer exists counts (pruned after it ended): a pruned job ended
+long ago, and a dependent still waiting then was only ever waiting on its other dependencies."""
+
+
+def needed(quorum: int | None, dependencies: int) -> int:
+    """How many dependencies must be done: all, or the quorum (never more than there are)."""
+    return dependencies if quorum is None else min(quorum, dependencies)
+
+
+def dependent_outcome_counts(
+    policy: DependencyPolicy, quorum: int | None, total: int, ended: Mapping[JobState, int]
+) -> DependentOutcome:
+    """Release once enough dependencies are done; cancel once enough are lost that the quorum
+    (all, by default) can no longer be reached; else keep waiting.
+
+    ``total`` is the number of distinct dependencies, ``ended`` how many of them are in each
+    terminal state now (the engines keep these counts on the dependent, so settling a fan-in
+    of a thousand chunks reads one row, not a thousand).
+    """
+    rule = DEPENDENCY_RULES[policy]
+    need = needed(quorum, total)
+    if sum(ended.get(s, 0) for s in rule.done) >= need:
+        return DependentOutcome.RELEASE
+    if total - sum(ended.get(s, 0) for s in rule.lost) < need:
+        return DependentOutcome.CANCEL
+    return DependentOutcome.WAIT
+
+
+def ended_counts(dependency_states: Sequence[JobState | None]) -> dict[JobState, int]:
+    """How many of these dependencies are in each terminal state (None: gone, see ``GONE``)."""
+    counts = dict.fromkeys((OK, FAILED, CANCELED), 0)
+    for state in dependency_states:
+        state = GONE if state is None else state
+        if state in counts:
+            counts[state] += 1
+    return counts
+
+
+def dependent_outcome(
+    policy: DependencyPolicy, quorum: int | None, dependency_states: Sequence[JobState | None]
+) -> DependentOutcome:
+    """``dependent_outcome_counts`` over the states of every dependency (one entry each)."""
+    return dependent_outcome_counts(policy, quorum, len(dependency_states), ended_counts(dependency_states))
+
+
+def first_lost(policy: DependencyPolicy, dependencies: Sequence[tuple[str, JobState | None]]) -> str | None:
+    """The first dependency (in the order given) that counts as lost: the one a cancel at
+    enqueue names."""
+    rule = DEPENDENCY_RULES[policy]
+    return next((dep for dep, state in dependencies if state in rule.lost), None)
+
+
+def dependency_rules_table() -> dict[str, dict[str, list[str]]]:
+    """``DEPENDENCY_RULES`` as plain JSON for an engine script (``{policy: {done, lost}}``)."""
+    return {
+        policy.value: {"done": sorted(s.value for s in rule.done), "lost": sorted(s.value for s in rule.lost)}
+        for policy, rule in DEPENDENCY_RULES.items()
+    }
+
+
+def dependency_failed_error(dependency: str, step: str | None, state: JobState) -> dict[str, str]:
+    """The error of a dependent canceled because ``dependency`` ended in ``state``."""
+    name = f"dependency {dependency}" + (f" ({step})" if step else "")
+    verb = "was canceled" if state is CANCELED else "failed"
+    return {"type": "DependencyFailed", "message": f"{name} {verb}", "dependency": dependency}

@@ -20,6 +20,7 @@ from conveyor.types import DEFAULT_MAX_ATTEMPTS, DependencyPolicy, Job, RetryPol
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.canvas import Signature
 
 CONTEXT_PARAM = "ctx"
 
@@ -143,6 +144,14 @@ class Task:
     def with_options(self, **overrides: Any) -> BoundCall:
         """Per-call options: ``report.with_options(delay=60, priority=5).enqueue(user_id=7)``."""
         return BoundCall(self, CallOptions(**overrides))
+
+    def s(self, **args: Any) -> Signature:
+        """A signature: this task with ``args``, not enqueued yet, for ``app.chain``,
+        ``app.group``, ``app.enqueue_many``. Refine it with ``.set(step=..., queue=...)`` and
+        ``.after(other_signature)``."""
+        from conveyor.canvas import signature
+
+        return signature(self, args)
 
     def enqueue(self, **args: Any) -> Job:
         return self.app.enqueue(self.name, args)

@@ -207,6 +207,9 @@ class Job:
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
     """How many dependencies must succeed (``continue``: end) before the job is released; None: all."""
+    trace_context: dict[str, str] | None = None
+    """W3C trace context (``traceparent``/``tracestate``) of the submit, so the worker's span
+    joins the submitting request's trace (``conveyor.tracing``)."""
     concurrency_key: str | None = None
     """Limit group: at most ``concurrency_limit`` jobs with this key run at once (docs/guide-limits.md)."""
     concurrency_limit: int | None = None

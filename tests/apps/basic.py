@@ -143,6 +143,42 @@ def make_app(url: str | None = None, results: str | None = None) -> Conveyor:
         await ctx.progress_async(0.25, "a quarter")
         return ctx.attempt
 
+    # -- workflows (tests/worker/test_workflows.py) ---------------------------------------------
+
+    @app.task(name="basic.wf_value")
+    def wf_value(value: Any) -> Any:
+        return value
+
+    @app.task(name="basic.wf_collect")
+    def wf_collect(ctx: JobContext, log: str | None = None) -> dict[str, Any]:
+        """What a sync step sees of its dependencies; logs each run to ``log``."""
+        if log:
+            _append(log, ctx.job_id)
+        return {"results": ctx.results, "dependencies": [d.to_record() for d in ctx.dependencies]}
+
+    @app.task(name="basic.wf_collect_async")
+    async def wf_collect_async(ctx: JobContext) -> dict[str, Any]:
+        """What an async step sees of its dependencies."""
+        return {"results": ctx.results, "dependencies": [d.to_record() for d in ctx.dependencies]}
+
+    @app.task(name="basic.wf_chunk")
+    def wf_chunk(items: list[int], ctx: JobContext) -> int:
+        ctx.progress(1.0, f"{len(items)} items")
+        return sum(items)
+
+    @app.task(name="basic.wf_sum")
+    def wf_sum(ctx: JobContext, log: str | None = None) -> int:
+        """The fan-in of wf_chunk: the sum of every chunk's sum; logs each run to ``log``."""
+        if log:
+            _append(log, ctx.job_id)
+        return sum(d.result for d in ctx.dependencies if d.succeeded)
+
+    @app.task(name="basic.wf_spawn")
+    def wf_spawn(n: int, chunk_size: int, ctx: JobContext, log: str | None = None) -> str:
+        """Fans out range(n) in chunks with a wf_sum fan-in, from inside a task; returns the workflow id."""
+        then = wf_sum.s(log=log).set(step="total")
+        return ctx.spawn_chunks(wf_chunk, list(range(n)), chunk_size=chunk_size, then=then).id
+
     return app
 
 

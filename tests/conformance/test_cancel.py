@@ -18,7 +18,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.errors import InvalidTransition, JobNotFound
 from conveyor.reaper import reap_expired
-from conveyor.types import Job, JobState
+from conveyor.types import DependencyPolicy, Job, JobState
 from tests.conformance.conftest import claim, claim_one, enqueue, fetch, requires, state_of
 
 UNKNOWN = "0190a5e0-0000-7000-8000-00000000ffff"
@@ -143,10 +143,10 @@ async def test_released_dependent_honours_its_delay(backend: Backend) -> None:
     assert (await claim_one(backend)).id == child.id
 
 
-async def test_failed_dependency_keeps_dependent_waiting_until_redriven(backend: Backend) -> None:
+async def test_failed_dependency_keeps_a_wait_dependent_waiting_until_redriven(backend: Backend) -> None:
     requires(backend, Capability.DEPENDENCIES)
     parent = await dead_letter(backend, queue="deps")
-    child = await enqueue(backend, depends_on=(parent.id,))
+    child = await enqueue(backend, depends_on=(parent.id,), on_dependency_failure=DependencyPolicy.WAIT)
     assert child.state is JobState.WAITING
     assert await backend.redrive(RedriveRequest(job_ids=(parent.id,))) == 1
     assert await state_of(backend, child.id) == "waiting"

@@ -139,8 +139,13 @@ class JobMachine(RuleBasedStateMachine):
     def cancel_cascade(self, job: Model) -> None:
         job.canceled_while_running = job.state is R
         self.move(job, Action.CANCEL)
+        self.cancel_waiting_children(job.id)
+
+    def cancel_waiting_children(self, parent_id: str) -> None:
+        """The default dependency policy (fail-fast): a parent that failed or was canceled
+        cancels its waiting children, and theirs."""
         for child in self.jobs.values():
-            if child.parent == job.id and child.state is W:
+            if child.parent == parent_id and child.state is W:
                 self.cancel_cascade(child)
 
     # -- the one rule ------------------------------------------------------------------------
@@ -229,8 +234,8 @@ class JobMachine(RuleBasedStateMachine):
         res = self.run(self.backend.enqueue(request))
         if parent.state is OK:
             expected = S if delay else Q
-        elif parent.state is CANCELED:
-            expected = CANCELED
+        elif parent.state in (CANCELED, FAILED):
+            expected = CANCELED  # the default policy: a dependency that did not succeed cancels
         else:
             expected = W
         assert res.job.state is expected, f"parent {parent.state}, delay {delay}"
@@ -307,6 +312,7 @@ class JobMachine(RuleBasedStateMachine):
             return
         if dead:
             self.move(job, Action.FAIL)
+            self.cancel_waiting_children(job.id)
         else:
             self.move(job, Action.RETRY)
             job.due = self.v + retry
@@ -338,6 +344,8 @@ class JobMachine(RuleBasedStateMachine):
         for job_id in expected:
             job = self.jobs[job_id]
             self.move(job, Action.EXPIRE_FAIL if job.attempts >= job.max_attempts else Action.EXPIRE_REQUEUE)
+            if job.state is FAILED:
+                self.cancel_waiting_children(job.id)
             stored = self.run(self.backend.get(job_id))
             assert stored is not None and stored.error is not None and stored.error.get("type") == "LeaseExpired"
 

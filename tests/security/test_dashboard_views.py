@@ -157,3 +157,12 @@ def test_job_view_follows_progress_events_without_refetching(site: Site, page: A
     assert len(api_gets) <= 2, gets  # STEPS + 1 events; only the change of state fetched the job
     assert len(gets) <= 2 * (STEPS + 1), gets  # the stream's own reconnects included
     assert page.locator("#updated").inner_text().startswith("updated ")
+
+
+def test_workers_page_lists_the_live_node(site: Site, page: Any) -> None:
+    page.goto(f"{site.server.url}/dashboard/#/workers")
+    row = page.locator("table.workers tr", has=page.locator("td.s-running"))
+    row.first.wait_for()
+    cells = row.first.locator("td").all_inner_texts()
+    assert cells[1] == "running" and "default" in cells[4], cells
+    assert "alive" in page.locator("main p.muted").first.inner_text()

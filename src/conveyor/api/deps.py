@@ -15,6 +15,7 @@ from conveyor.api.problems import PROBLEM_JSON
 from conveyor.api.slow import StreamSlots
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend
+from conveyor.group_commit import GroupCommit
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -43,9 +44,12 @@ class Service:
     auth: Authenticator
     config: ServiceConfig
     streams: StreamSlots = field(init=False)
+    submits: GroupCommit = field(init=False)
+    """Concurrent submits of this process share commits (``conveyor.group_commit``)."""
 
     def __post_init__(self) -> None:
         self.streams = StreamSlots(self.config.max_streams_per_key)
+        self.submits = GroupCommit(self.backend)
 
     async def backend(self) -> Backend:
         return await self.conveyor.backend()

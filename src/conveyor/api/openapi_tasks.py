@@ -62,6 +62,10 @@ def submit_schemas(
         properties["task"] = {"type": "string", "const": name, "title": "Task"}
         properties["args"] = _args_schema(conveyor, name, schemas)
         properties["queue"] = {"type": "string", "enum": queues, "description": properties["queue"].get("description")}
+        # depends_on and quorum are accepted too (SubmitRequest, docs/api.md), but whether a
+        # submit with them is stored depends on which jobs exist, which no schema can say
+        properties.pop("depends_on", None)
+        properties.pop("quorum", None)
         settings = conveyor.webhooks
         if settings is None or not settings.callbacks:
             properties.pop("callback_url", None)  # refused by this server: not part of a valid submit
@@ -78,7 +82,8 @@ def submit_schemas(
                 "properties": {"delay": {"type": "number"}, "run_at": {"type": "string"}},
             },
             "description": f"Submit a job of task {name!r}. "
-            f"Arguments are at most {MAX_DEPTH} levels deep; integers fit in 64 bits.",
+            f"Arguments are at most {MAX_DEPTH} levels deep; integers fit in 64 bits. "
+            "To wait for other jobs add depends_on (job ids) and optionally quorum (see SubmitRequest).",
         }
         mapping[name] = REF + schema_name
     if not mapping:

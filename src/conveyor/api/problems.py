@@ -63,6 +63,10 @@ CODES = {
     "unauthenticated": "Unauthenticated",
     "unknown-queue": "UnknownQueue",
     "unknown-task": "UnknownTask",
+    "unknown-dependency": "UnknownDependency",
+    "workflow-not-found": "WorkflowNotFound",
+    "workflow-finished": "WorkflowFinished",
+    "invalid-batch": "InvalidBatch",
 }
 # problems without a type of their own (an unknown route, a wrong method) get their status's code
 STATUS_CODES = {
@@ -178,11 +182,15 @@ class CatchBugs:
 
 
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A validation error's location as a field path; list positions as ``[i]`` (``items[3].args.x``)."""
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
         where, rest = parts[0], parts[1:]
-        return ".".join(rest) if where == "body" and rest else ".".join([where, *rest])
-    return ".".join(parts) or "body"
+        parts = rest if where == "body" and rest else [where, *rest]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if part.isdigit() and out else (f".{part}" if out else part)
+    return out or "body"
 
 
 def install(app: FastAPI) -> None:

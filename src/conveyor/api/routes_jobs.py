@@ -22,9 +22,11 @@ from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
+from conveyor.batch import check_dependencies, joined_workflow
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
+    DependencyError,
     IdempotencyConflict,
     InvalidArguments,
     InvalidTransition,
@@ -117,6 +119,10 @@ def submission_body(job: Job, initial: JobState, run_at: float) -> dict[str, Any
         created_at=job.created_at,
         updated_at=job.created_at,
         depends_on=job.depends_on,
+        workflow_id=job.workflow_id,
+        step=job.step,
+        on_dependency_failure=job.on_dependency_failure,
+        quorum=job.quorum,
     )
     return JobStatus.from_job(snapshot).model_dump(mode="json")
 
@@ -235,18 +241,46 @@ def _check_queue(conveyor: Conveyor, queue: str | None) -> None:
         )
 
 
-async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None, base: str) -> JSONResponse:
-    _check_storable(body)
-    _check_queue(svc.conveyor, body.queue)
-    options = CallOptions(
+def call_options(body: SubmitRequest, tenant: str, key: str | None) -> CallOptions:
+    """The enqueue options of a submit body (dependencies as given: ids, or step names in a batch)."""
+    return CallOptions(
         queue=body.queue,
         priority=body.priority,
         delay=body.delay,
         run_at=body.run_at.timestamp() if body.run_at is not None else None,
         idempotency_key=key,
-        tenant=principal.tenant,
+        tenant=tenant,
+        depends_on=tuple(body.depends_on),
+        step=body.step,
+        workflow_id=body.workflow_id,
+        on_dependency_failure=body.on_dependency_failure,
+        quorum=body.quorum,
         unique_key=body.unique_key,
     )
+
+
+def check_dependency_fields(body: SubmitRequest, prefix: str = "body.") -> None:
+    """422 naming the field when the dependency options do not fit together (quorum vs depends_on)."""
+    problems = check_dependencies(body.depends_on, body.quorum)
+    if problems:
+        errors = [{"field": prefix + f, "message": m} for f, m in problems]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ProblemError(422, f"invalid request: {summary}", kind="invalid-request", errors=errors)
+
+
+async def workflow_for(svc: Service, principal: Principal, body: SubmitRequest) -> str | None:
+    """The workflow a single submit joins (``batch.joined_workflow``)."""
+    first = None
+    if body.workflow_id is None and body.depends_on:
+        first = await (await svc.backend()).get(body.depends_on[0], principal.tenant_filter())
+    return joined_workflow(body.workflow_id, body.depends_on, body.step, first)
+
+
+async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: str | None, base: str) -> JSONResponse:
+    _check_storable(body)
+    _check_queue(svc.conveyor, body.queue)
+    check_dependency_fields(body)
+    options = replace(call_options(body, principal.tenant, key), workflow_id=await workflow_for(svc, principal, body))
     try:
         if internal_task(body.task):
             raise UnknownTask(f"unknown task {body.task!r}")
@@ -264,10 +298,12 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
     try:
         backend = await svc.backend()
-        result = await svc.conveyor.telemetry.timed("enqueue", backend.enqueue(request))
+        with svc.conveyor.traced(request) as request:
+            result = await svc.conveyor.telemetry.timed("enqueue", svc.submits.enqueue(request))
         svc.conveyor.telemetry.submitted([result.job], [result.created])
         initial, run_at = await as_first_stored(backend, result)
-        now = await backend.now()
+        # a new job was stamped with the engine's clock in its own commit: no second round trip
+        now = result.job.created_at if result.created else await backend.now()
     except QueueFull as exc:
         seconds = await full_queue_retry_after(await svc.backend(), exc, svc.config.drain_window)
         raise ProblemError(
@@ -280,6 +316,10 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
             kind="idempotency-key-reused",
             errors=[{"field": "header.Idempotency-Key", "message": "already used for a different payload"}],
             job_id=exc.job_id,
+        ) from None
+    except DependencyError as exc:
+        raise ProblemError(
+            422, str(exc), kind="unknown-dependency", errors=[{"field": "body.depends_on", "message": str(exc)}]
         ) from None
     except BackendUnavailable as exc:
         raise unavailable(f"the job was not stored: {exc}") from None

@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from conveyor.types import Job, JobState
+from conveyor.batch import MAX_BATCH, MAX_DEPENDENCIES, STEP_PATTERN
+from conveyor.types import DependencyPolicy, Job, JobState
 
 Status = Literal["notStarted", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
@@ -109,6 +110,12 @@ class JobStatus(BaseModel):
     error: JobError | None = None
     artifacts: list[ArtifactInfo] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
+    workflow_id: str | None = Field(None, description="The workflow this job belongs to (GET /v1/workflows/{id})")
+    step: str | None = Field(None, description="The job's step name inside its workflow")
+    on_dependency_failure: DependencyPolicy = Field(
+        DependencyPolicy.CANCEL, description="What this job does when a dependency fails or is canceled"
+    )
+    quorum: int | None = Field(None, description="Dependencies that must succeed before it runs (null: all)")
     created_at: datetime | None = None
     updated_at: datetime | None = None
     run_at: datetime | None = None
@@ -150,6 +157,10 @@ class JobStatus(BaseModel):
                 for a in job.artifacts
             ],
             depends_on=list(job.depends_on),
+            workflow_id=job.workflow_id,
+            step=job.step,
+            on_dependency_failure=job.on_dependency_failure,
+            quorum=job.quorum,
             created_at=timestamp(job.created_at),
             updated_at=timestamp(job.updated_at),
             run_at=timestamp(job.run_at),
@@ -169,6 +180,12 @@ def _a_number(value: Any) -> Any:
     if isinstance(value, bool | str):
         raise ValueError("must be a JSON number, not a boolean or a string")
     return value
+
+
+WORKFLOW_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
+"""A workflow id: generated ones are UUIDs; a client's own may use letters, digits, ``_ . -``."""
+REFERENCE_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
+"""A dependency: a job id (a UUID), or in a batch the step name of an earlier item."""
 
 
 class SubmitRequest(BaseModel):
@@ -206,6 +223,27 @@ class SubmitRequest(BaseModel):
         description="Only one pending or running job per unique key (per tenant): while one is, a submit "
         "with the same key answers that job instead of creating another",
     )
+    depends_on: list[Annotated[str, Field(pattern=REFERENCE_PATTERN)]] = Field(
+        default_factory=list,
+        max_length=MAX_DEPENDENCIES,
+        description="Job ids (in a batch also step names of earlier items) this job waits for",
+    )
+    step: str | None = Field(None, pattern=STEP_PATTERN, description="A name for this job inside its workflow")
+    workflow_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        pattern=WORKFLOW_ID_PATTERN,
+        description="Join this workflow; by default a job joins the workflow of its first dependency",
+    )
+    on_dependency_failure: DependencyPolicy = Field(
+        DependencyPolicy.CANCEL,
+        description="cancel (default): canceled when a dependency fails; continue: runs anyway and sees "
+        "the failure; wait: stays waiting for a redrive of the dependency",
+    )
+    quorum: Annotated[int, Field(ge=1, le=MAX_DEPENDENCIES), BeforeValidator(_a_number)] | None = Field(
+        None, description="How many dependencies must succeed (continue: end); at most len(depends_on); null: all"
+    )
 
     @field_validator("callback_url")
     @classmethod
@@ -215,6 +253,107 @@ class SubmitRequest(BaseModel):
         from conveyor.webhooks.config import check_url  # the one URL rule, shared with configured endpoints
 
         return check_url(value, allow_private=True)  # syntax here; the address rule needs the app's settings
+
+
+class BatchItemRequest(SubmitRequest):
+    """One item of ``POST /v1/jobs:batch``: a submit, plus its own idempotency key."""
+
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21\x23-\x7e]{1,255}$",
+        description="Makes this item safe to resend: give every item a key, or none",
+    )
+
+
+class BatchRequest(BaseModel):
+    """``POST /v1/jobs:batch``: submits stored together in one transaction, as one workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemRequest] = Field(min_length=1, max_length=MAX_BATCH)
+    workflow_id: str | None = Field(
+        None, min_length=1, max_length=100, pattern=WORKFLOW_ID_PATTERN, description="Default: a new id"
+    )
+
+
+class BatchResult(BaseModel):
+    workflow_id: str
+    jobs: list[JobStatus] = Field(description="One per item, in order, as first stored (a replay: the originals)")
+    created: list[bool] = Field(description="Per item: false when the item's idempotency key answered an earlier job")
+
+
+class WorkflowStepView(BaseModel):
+    id: str
+    step: str | None
+    task: str
+    state: JobState
+    status: Status
+    progress: Progress | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    layer: int = Field(description="0 without dependencies in the workflow; else 1 + the deepest dependency's layer")
+    attempts: int
+    max_attempts: int
+    error: JobError | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class WorkflowView(BaseModel):
+    """``GET /v1/workflows/{id}``: every step, the overall state and the aggregate progress."""
+
+    id: str
+    state: Literal["pending", "running", "succeeded", "failed", "canceled"]
+    status: Status = Field(description="Azure LRO status of the whole workflow")
+    progress: float = Field(ge=0.0, le=1.0, description="Finished steps count 1, running ones their fraction")
+    counts: dict[str, int] = Field(description="Steps by detailed state")
+    failed_steps: list[str] = Field(description="Job ids of the steps that failed")
+    steps: list[WorkflowStepView]
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @classmethod
+    def from_status(cls, wf: Any, *, internals: bool = False) -> WorkflowView:
+        """From a ``conveyor.workflows.WorkflowStatus`` (tracebacks only with ``internals``)."""
+        steps = []
+        for s in wf.steps:
+            progress = None
+            if s.progress is not None or s.progress_message is not None:
+                progress = Progress(fraction=s.progress, message=s.progress_message)
+            steps.append(
+                WorkflowStepView(
+                    id=s.id,
+                    step=s.step,
+                    task=s.task,
+                    state=s.state,
+                    status=status_of(s.state),
+                    progress=progress,
+                    depends_on=s.depends_on,
+                    layer=s.layer,
+                    attempts=s.attempts,
+                    max_attempts=s.max_attempts,
+                    error=error_view(s.error, internals),
+                    started_at=timestamp(s.started_at),
+                    finished_at=timestamp(s.finished_at),
+                )
+            )
+        status: Status = "notStarted" if wf.state == "pending" else wf.state
+        return cls(
+            id=wf.id,
+            state=wf.state,
+            status=status,
+            progress=min(1.0, max(0.0, wf.progress)),
+            counts=wf.counts,
+            failed_steps=[s.id for s in wf.failed],
+            steps=steps,
+            created_at=timestamp(wf.created_at) if wf.created_at else None,
+            finished_at=timestamp(wf.finished_at),
+        )
 
 
 class JobList(BaseModel):

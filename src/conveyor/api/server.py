@@ -11,7 +11,17 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from conveyor.api import docs_page, events, metrics, problems, routes_jobs, routes_ops
+from conveyor.api import (
+    docs_page,
+    events,
+    metrics,
+    problems,
+    routes_fleet,
+    routes_jobs,
+    routes_ops,
+    routes_workflows,
+    workflow_events,
+)
 from conveyor.api.auth import Authenticator
 from conveyor.api.deps import Service, ServiceConfig
 from conveyor.api.openapi_tasks import submit_schemas
@@ -216,10 +226,13 @@ def create_app(
     app.state.service = svc
     problems.install(app)
     docs_page.install(app, "/v1/openapi.json")
+    app.include_router(routes_workflows.router)  # before the jobs routes: /v1/jobs:batch is not a job id
     app.include_router(routes_jobs.router)
+    app.include_router(workflow_events.router)
     app.include_router(events.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_ops.health)
+    app.include_router(routes_fleet.router)
     app.include_router(metrics.router)
     if dashboard:
         from conveyor.dashboard import router as dashboard_router

@@ -16,17 +16,27 @@ sent with the request). Decided inside the engine, because only the engine can d
 atomically, and written once per engine:
 
 * **claim order**: priority DESC, run_at ASC, id ASC over the due jobs of non-paused queues;
-* **dependency release**: when a job succeeds, each waiting dependent whose dependencies have
-  all succeeded becomes queued (scheduled if its run_at is still in the engine's future);
+* **dependency settling**: when a job ends (succeeded, failed, canceled; a retry is not an
+  ending), each of its waiting dependents is released (queued, or scheduled if its run_at is
+  still in the engine's future), canceled or kept waiting as ``states.dependent_outcome``
+  decides from the states of ALL the dependent's dependencies, its ``on_dependency_failure``
+  policy and its ``quorum`` (docs/decisions/0004-dependency-policies.md). The rule is written
+  once in states.py; engines call it (SQL engines) or apply its table (the Redis scripts get
+  ``states.dependency_rules_table()`` embedded by scripts.py). It runs in the transaction /
+  script of the change that ended the job, so two parents ending at once release a fan-in
+  exactly once and a crash cannot fall between an ending and its release;
 * **due**: whether a run_at has come, on the engine's clock (enqueue, promotion, claim).
 * **limits** (``conveyor.limits``): which queued jobs a claim may take (per-key concurrency and
   start rate) and whether an enqueue returns the holder of its unique key.
 
 Semantics every engine must follow:
 
-* ``enqueue``: with ``depends_on`` the job starts ``waiting`` unless every dependency already
-  succeeded (then queued/scheduled); a dependency that is canceled makes the new job canceled;
-  an unknown dependency (or one of another tenant) raises DependencyError. ``run_at`` in the
+* ``enqueue``: with ``depends_on`` the dependencies' current states are settled at once by the
+  same rule: released (queued/scheduled), canceled (error ``DependencyFailed`` naming the first
+  lost dependency) or ``waiting``. An unknown dependency (or one of another tenant) raises
+  DependencyError. ``workflow_id``, ``step``, ``on_dependency_failure`` and ``quorum`` are
+  stored as given (migration ``0004_workflows``; Redis: fields of the job hash and the
+  ``<base>:wf:<id>`` index) and returned on every read. ``run_at`` in the
   future (engine clock) makes it ``scheduled``; else ``queued``. With ``max_depth`` set, the
   enqueue raises QueueFull when the queue already has that many pending (waiting + scheduled +
   queued) jobs. With an idempotency key (scoped by tenant, kept ``idempotency_ttl`` seconds):
@@ -63,8 +73,8 @@ Semantics every engine must follow:
   that another worker now holds answers ``lost``.
 * ``complete`` / ``fail`` / ``release`` / ``progress`` / ``add_artifact``: refused (return
   False / None) when the token does not match the running job (fencing).
-  ``complete`` stores the result, finishes the job and moves every waiting dependent whose
-  dependencies have all succeeded to queued (or scheduled if its run_at is in the future).
+  ``complete`` stores the result, finishes the job and settles its waiting dependents (see
+  Dependencies below); so do ``fail`` to failed, ``expire`` to failed and ``cancel``.
 * ``complete_many``: the same as calling ``complete`` for each request in order, but all in one
   transaction / one script call (a worker acknowledges a batch of finished jobs with one round
   trip and one commit). Each request is fenced on its own: a stale token refuses only that job
@@ -77,9 +87,17 @@ Semantics every engine must follow:
   decision to each: to its ``state`` (queued or failed) with its ``error``, only if the job is
   still running with that token and its lease is still expired (a heartbeat in between wins);
   answers the ids moved.
-* Dependencies: a dependent of a failed job stays waiting (a redrive may still satisfy it).
+* Dependencies: when a dependency ends, each waiting dependent is settled by its policy
+  (``types.DependencyPolicy``): ``cancel`` (default) cancels it with error
+  ``{"type": "DependencyFailed", "message": "dependency <id> (<step>) failed|was canceled",
+  "dependency": <id>}`` once its quorum can no longer be reached, and the cancel settles its
+  own dependents in turn (cascade); ``continue`` counts any ending as done; ``wait`` leaves it
+  waiting on a failed dependency (a redrive may still satisfy it) and cancels it on a canceled
+  one. Each change writes its ``state`` event (a cancel's data: ``reason`` and ``error``) and,
+  being terminal, its outbox entry.
+* ``list_jobs`` with ``JobFilter.workflow``: only that workflow's jobs (tenant rules unchanged).
 * ``cancel``: any non-terminal job becomes canceled (a running one loses its lease: its
-  next heartbeat answers ``canceled``), and waiting dependents are canceled too.
+  next heartbeat answers ``canceled``), and its waiting dependents are settled as above.
   Terminal job: InvalidTransition. Unknown (or other tenant's) job: JobNotFound.
 * ``redrive``: failed jobs back to queued, attempts reset to 0, error kept in history.
 * Every state change and progress report appends a JobEvent (monotonic ``seq`` per backend)
@@ -182,6 +200,8 @@ class EnqueueRequest:
     on_dependency_failure: DependencyPolicy = DependencyPolicy.CANCEL
     quorum: int | None = None
     """See ``Job``: the workflow the job belongs to, its step name, and its dependency policy."""
+    trace_context: dict[str, str] | None = None
+    """W3C trace context of the submit (``Job.trace_context``)."""
     concurrency_key: str | None = None
     concurrency_limit: int | None = None
     rate_key: str | None = None
@@ -416,6 +436,35 @@ class RevokeKeyRequest:
     key_id: str
 
 
+@dataclass(frozen=True)
+class WorkerBeat:
+    """A live node announcing itself: ``info`` holds host, pid, queues, concurrency, in-flight
+    jobs and version (free-form JSON, shown as it is by ``conveyor workers`` and the dashboard)."""
+
+    worker_id: str
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    worker_id: str
+    info: dict[str, Any]
+    started_at: float
+    """Engine time of the node's first beat."""
+    last_seen: float
+    """Engine time of its latest beat."""
+    silent_for: float
+    """Seconds since ``last_seen`` on the engine clock when read (a node is dead past a limit)."""
+
+
+@dataclass(frozen=True)
+class ForgetWorkersRequest:
+    worker_id: str | None = None
+    """Forget this node (it stopped cleanly)."""
+    silent_for: float | None = None
+    """Forget every node that has not beaten for this many seconds (dead long enough)."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """Storage for jobs. All methods are coroutines and each is atomic."""
@@ -526,3 +575,12 @@ class Backend(Protocol):
 
     async def revoke_key(self, req: RevokeKeyRequest) -> bool:
         """Set revoked_at (engine clock); False if the key is unknown or already revoked."""
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        """Register the node or refresh it: ``last_seen`` = engine now, ``info`` replaced."""
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Every registered node, by worker id, with how long each has been silent."""
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        """Delete one node's record, or those silent for at least ``silent_for``; the count."""

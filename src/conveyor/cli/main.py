@@ -26,9 +26,26 @@ COMMAND_MODULES = (
     "conveyor.cli.worker_cmd",
     "conveyor.cli.serve_cmd",
     "conveyor.cli.keys_cmd",
+    "conveyor.cli.fleet_cmd",
+    "conveyor.cli.workflows_cmd",
     "conveyor.cli.limits_cmd",
 )
-for _module in COMMAND_MODULES:
+ALONE = {"worker": "conveyor.cli.worker_cmd"}
+"""Commands loaded without the others: a worker node never imports the submit, API-schema or
+serve modules, so each node (and every executor it spawns) stays small in memory."""
+
+
+@app.callback()
+def _group() -> None:
+    """Keeps ``conveyor COMMAND`` a group even when only one command module is loaded."""
+
+
+def _modules(argv: list[str]) -> tuple[str, ...]:
+    command = argv[1] if len(argv) > 1 else ""
+    return (ALONE[command],) if command in ALONE else COMMAND_MODULES
+
+
+for _module in _modules(sys.argv):
     try:
         importlib.import_module(_module)
     except ModuleNotFoundError as exc:  # a group not built yet

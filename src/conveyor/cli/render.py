@@ -171,7 +171,12 @@ def job_detail(job: Job, position: int | None) -> Table:
     if job.idempotency_key:
         rows.append(("idempotency key", job.idempotency_key))
     if job.depends_on:
-        rows.append(("depends on", ", ".join(job.depends_on)))
+        policy = f" (on failure: {job.on_dependency_failure}" + (f", quorum {job.quorum})" if job.quorum else ")")
+        rows.append(("depends on", ", ".join(job.depends_on) + policy))
+    if job.workflow_id:
+        rows.append(("workflow", f"{job.workflow_id} (conveyor workflows show {job.workflow_id})"))
+    if job.step:
+        rows.append(("step", job.step))
     if job.state is JobState.SUCCEEDED or job.result is not None:
         rows.append(("result", orjson.dumps(job.result).decode()))
     for key, value in rows:

@@ -9,20 +9,24 @@ to its end with a live progress bar and turns the outcome into the exit code: 0 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from conveyor.api.schemas import JobStatus
 from conveyor.app import Conveyor
+from conveyor.batch import BatchInvalid, check_dependencies, check_step, joined_workflow, plan_batch
 from conveyor.cli.common import APP_OPTION
 from conveyor.cli.errors import UsageError, cli_errors, fail
+from conveyor.cli.jobs_file import JobsFile, read_jobs_file
 from conveyor.cli.main import app
 from conveyor.cli.parsing import parse_assignments, parse_duration
 from conveyor.cli.progress import EXIT_TIMEOUT, WaitDisplay, exit_code, local_status, print_outcome, remote_status
 from conveyor.cli.render import console
 from conveyor.task import CallOptions
-from conveyor.types import JobState
+from conveyor.types import DependencyPolicy, JobState
 
 EXIT_INTERRUPTED = 130
 POLL_SECONDS = 0.25
@@ -31,7 +35,7 @@ POLL_SECONDS = 0.25
 
 @app.command("submit")
 def submit(
-    task: str = typer.Argument(..., help="Registered task name, e.g. report."),
+    task: str | None = typer.Argument(None, help="Registered task name, e.g. report (or --from-file)."),
     assignments: list[str] | None = typer.Argument(
         None, metavar="KEY=VALUE...", help="Task arguments; values are JSON when they parse, else strings."
     ),
@@ -51,17 +55,60 @@ def submit(
     ),
     wait: bool = typer.Option(False, "--wait", "-w", help="Follow the job to its end with a progress bar."),
     timeout: str | None = typer.Option(None, "--timeout", help="With --wait: give up waiting after this long."),
+    depends_on: list[str] | None = typer.Option(
+        None, "--depends-on", "-d", help="Run after this job (repeat for several); see --on-dependency-failure."
+    ),
+    step: str | None = typer.Option(None, "--step", help="Name of this job inside its workflow."),
+    workflow: str | None = typer.Option(
+        None, "--workflow", help="Join this workflow (default: the first dependency's, or a new one)."
+    ),
+    on_dependency_failure: str | None = typer.Option(
+        None, "--on-dependency-failure", help="cancel (default), continue or wait, when a dependency fails."
+    ),
+    quorum: int | None = typer.Option(None, "--quorum", help="Run once this many dependencies succeeded."),
+    from_file: Path | None = typer.Option(
+        None, "--from-file", "-f", help="Submit every job of a JSON-lines file at once, as one workflow."
+    ),
 ) -> None:
-    """Submit a job: conveyor submit report title=Q3 months=6 --app examples.app:app --wait."""
+    """Submit a job: conveyor submit report title=Q3 months=6 --app examples.app:app --wait.
+
+    Several at once, stored together or not at all: conveyor submit --from-file jobs.jsonl
+    (one {"task", "args", "step", "depends_on", ...} object per line).
+    """
     with cli_errors():
-        args = parse_assignments(assignments)
-        delay_s = parse_duration(delay, "--delay")
         timeout_s = parse_duration(timeout, "--timeout")
         if timeout_s is not None and not wait:
             raise UsageError("--timeout only applies with --wait")
         if server and app_spec:
             raise UsageError("give either --app (enqueue locally) or --server (over HTTP), not both")
-        options = CallOptions(queue=queue, priority=priority, delay=delay_s, idempotency_key=idempotency_key)
+        if from_file is not None:
+            extra = task or assignments or depends_on or step or quorum or on_dependency_failure
+            if extra or delay or queue or priority is not None or idempotency_key:
+                raise UsageError("with --from-file, the file holds the jobs: give no TASK, arguments or job options")
+            if not (server or app_spec):
+                raise UsageError("give --app package.module:app to enqueue locally, or --server URL for a job service")
+            file = read_jobs_file(from_file)
+            code = submit_file(file, server, api_key, app_spec, workflow, wait, timeout_s)
+            raise typer.Exit(code)
+        if task is None:
+            raise UsageError("give a TASK name (or --from-file jobs.jsonl)")
+        args = parse_assignments(assignments)
+        delay_s = parse_duration(delay, "--delay")
+        options = CallOptions(
+            queue=queue,
+            priority=priority,
+            delay=delay_s,
+            idempotency_key=idempotency_key,
+            depends_on=tuple(depends_on or ()),
+            step=step,
+            workflow_id=workflow,
+            on_dependency_failure=_policy(on_dependency_failure),
+            quorum=quorum,
+        )
+        for field, message in check_dependencies(options.depends_on, quorum):
+            raise UsageError(f"--{field.split('[')[0].replace('_', '-')}: {message}")
+        if (why := check_step(step)) is not None:
+            raise UsageError(f"--step {step!r} {why}")
         if server:
             code = _submit_remote(server, api_key, task, args, options, wait, timeout_s)
         elif app_spec:
@@ -71,6 +118,74 @@ def submit(
     raise typer.Exit(code)
 
 
+def _policy(value: str | None) -> DependencyPolicy:
+    if value is None:
+        return DependencyPolicy.CANCEL
+    try:
+        return DependencyPolicy(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(p.value for p in DependencyPolicy)
+        raise UsageError(f"--on-dependency-failure {value!r} is not one of {choices}") from None
+
+
+def submit_file(
+    file: JobsFile,
+    server: str | None,
+    api_key: str | None,
+    app_spec: str | None,
+    workflow: str | None,
+    wait: bool,
+    timeout: float | None,
+) -> int:
+    """Store every job of the file in one call (nothing if any is bad); ids on stdout, one a line."""
+    if server:
+        from conveyor.client import ClientError, ConveyorClient
+
+        with ConveyorClient(server, api_key=api_key) as client:
+            try:
+                result = client.submit_batch(file.raw(), workflow_id=workflow)
+            except ClientError as exc:
+                mapped = file.service_errors(exc.errors) if exc.status_code == 422 else None
+                if mapped is not None:
+                    raise mapped from None
+                raise
+        workflow_id, ids = result.workflow_id, [j.id for j in result.jobs]
+        created = sum(result.created)
+    else:
+        from conveyor.app import load_app
+
+        assert app_spec is not None
+        conveyor = load_app(app_spec)
+        try:
+            try:
+                plan = plan_batch(conveyor, file.batch_items(), workflow_id=workflow)
+            except BatchInvalid as exc:
+                raise file.line_errors(exc.errors) from None
+            results = conveyor.submit_requests(plan.requests)
+        finally:
+            conveyor.close()
+        workflow_id = next((r.job.workflow_id for r in results if r.job.workflow_id), plan.workflow_id)
+        ids, created = [r.job.id for r in results], sum(r.created for r in results)
+    for job_id in ids:
+        typer.echo(job_id)
+    replayed = f", {len(ids) - created} already stored (idempotency keys)" if created < len(ids) else ""
+    console(stderr=True).print(
+        f"submitted {len(ids)} jobs as workflow {workflow_id}{replayed}\n"
+        f"follow it: conveyor workflows show {workflow_id} --wait",
+        style="dim",
+        markup=False,
+    )
+    if not wait:
+        return 0
+    from conveyor.cli.workflows_cmd import print_workflow
+
+    try:
+        return print_workflow(workflow_id, server, api_key, app_spec, None, True, timeout)
+    except KeyboardInterrupt:
+        typer.secho(f"\nstopped waiting; workflow {workflow_id} goes on", err=True)
+        return EXIT_INTERRUPTED
+
+
 def _submit_local(
     spec: str, task: str, args: dict[str, Any], options: CallOptions, wait: bool, timeout: float | None
 ) -> int:
@@ -78,6 +193,10 @@ def _submit_local(
 
     conveyor = load_app(spec)
     try:
+        if options.workflow_id is None and (options.depends_on or options.step):
+            first = conveyor.get(options.depends_on[0]) if options.depends_on else None
+            workflow = joined_workflow(None, options.depends_on, options.step, first)
+            options = replace(options, workflow_id=workflow)
         outcome = conveyor.submit(task, args, options)
         job = outcome.job
         replay = "" if outcome.created else " (existing job for this idempotency key)"
@@ -157,6 +276,11 @@ def _submit_remote(
             priority=options.priority,
             delay=options.delay,
             idempotency_key=options.idempotency_key,
+            depends_on=options.depends_on,
+            step=options.step,
+            workflow_id=options.workflow_id,
+            on_dependency_failure=options.on_dependency_failure.value if options.depends_on else None,
+            quorum=options.quorum,
         )
         snap = remote_status(status, server)
         _announce(snap.id, status.task, status.queue, snap.state.value)

@@ -51,6 +51,13 @@ def worker(
     summary_interval: float = typer.Option(
         60.0, "--summary-interval", help="Seconds between INFO summaries of ended jobs (per-job lines are DEBUG)."
     ),
+    registry_interval: float = typer.Option(
+        5.0, "--registry-interval", help="Seconds between beats in the worker registry (conveyor workers)."
+    ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Serve this node's Prometheus metrics on this port (0: any free port)."
+    ),
+    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address the --metrics-port server binds."),
 ) -> None:
     """Run a worker node: claim jobs from QUEUES and run them until SIGTERM (or, with --burst, until done)."""
     if not app_spec:
@@ -78,6 +85,9 @@ def worker(
         worker_id=worker_id if worker_id is not None else default_worker_id(),
         burst=burst,
         summary_interval=summary_interval,
+        registry_interval=registry_interval,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
         maintenance=MaintenanceConfig(
             reap_interval=reap_interval or max(0.2, min(5.0, lease / 2)),
             retention=retention_days * DAY,

@@ -3,8 +3,13 @@
 A delivery is an ordinary job on queue ``conveyor.webhooks``: any exception (a non-2xx
 answer, a timeout, a refused connection) fails the attempt and the worker retries it with the
 app's webhook backoff; after ``max_attempts`` it is a dead letter, listed in
-``/v1/dead-letters`` and redrivable. The ``webhook-id`` is the delivery job's id, the same on
-every retry, so receivers deduplicate on it.
+``/v1/dead-letters`` and redrivable. Hostile receivers: a 429 or 503 with ``Retry-After``
+delays the retry at least that long (``RetryAfter``, capped at RETRY_AFTER_CAP); a 410 Gone
+means the receiver disabled the endpoint, so the delivery stops at once (dead letter, no
+retries); redirects are never followed (a 3xx is a failed attempt); one deadline
+(``settings.timeout``) covers the whole exchange, so a receiver that hangs or streams forever
+costs one timeout per attempt and the body of an answer is never read. The ``webhook-id`` is
+the delivery job's id, the same on every retry, so receivers deduplicate on it.
 
 The request goes through ``address.vetted_transport``: the host is resolved and every address
 checked when connecting, and the connection goes to the checked address (no second look-up).
@@ -14,7 +19,9 @@ job's error names the event, the redacted URL and the status only.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,12 +33,14 @@ from conveyor.errors import ConveyorError
 from conveyor.webhooks.address import PrivateAddress, vetted_transport
 from conveyor.webhooks.config import CALLBACK, WebhookSettings, redact_url
 from conveyor.webhooks.notifier import DELIVER_TASK, WEBHOOK_QUEUE
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
 
 USER_AGENT = "Conveyor-Webhooks/1"
+RETRY_AFTER_CAP = 3600.0
+"""Longest wait a receiver's Retry-After can impose on one retry (a larger value is capped)."""
 
 
 class DeliveryFailed(ConveyorError):
@@ -51,6 +60,23 @@ def signed_headers(secret: str, msg_id: str, body: str, now: datetime | None = N
     }
 
 
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), capped at
+    RETRY_AFTER_CAP; None when absent or unreadable (the delivery's own backoff applies)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), RETRY_AFTER_CAP)
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        return None
+    return min(max(0.0, (at - (now or datetime.now(UTC))).total_seconds()), RETRY_AFTER_CAP)
+
+
 def install(app: Conveyor, settings: WebhookSettings) -> None:
     """Register ``conveyor.webhooks.deliver`` on ``app`` with the settings' retry options."""
 
@@ -67,17 +93,30 @@ def install(app: Conveyor, settings: WebhookSettings) -> None:
         shown = redact_url(target)
         transport = vetted_transport(settings.allow_private(endpoint))
         try:
-            async with httpx.AsyncClient(
-                transport=transport, timeout=settings.timeout, follow_redirects=False, trust_env=False
-            ) as client:
-                response = await client.post(target, content=body.encode(), headers=headers)
+            # One deadline for the whole exchange: httpx's timeout is per read, so a receiver
+            # trickling bytes forever would never hit it. The answer's body is never read.
+            async with (
+                asyncio.timeout(settings.timeout),
+                httpx.AsyncClient(
+                    transport=transport, timeout=settings.timeout, follow_redirects=False, trust_env=False
+                ) as client,
+                client.stream("POST", target, content=body.encode(), headers=headers) as response,
+            ):
+                status, retry_after = response.status_code, response.headers.get("retry-after")
         except PrivateAddress as exc:
             raise DoNotRetry(f"{event} to {shown}: refused: {exc}") from None
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"{event} to {shown}: {type(exc).__name__}") from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryFailed(f"{event} to {shown}: HTTP {response.status_code}")
-        return {"status": response.status_code, "attempt": ctx.attempt}
+        except TimeoutError:
+            raise DeliveryFailed(f"{event} to {shown}: no complete answer within {settings.timeout:g} s") from None
+        if status == 410:
+            raise DoNotRetry(f"{event} to {shown}: HTTP 410 Gone: the receiver disabled this endpoint")
+        if not 200 <= status < 300:
+            wait = retry_after_seconds(retry_after) if status in (429, 503) else None
+            if wait is not None:
+                raise RetryAfter(f"{event} to {shown}: HTTP {status}, Retry-After {wait:g} s", wait)
+            raise DeliveryFailed(f"{event} to {shown}: HTTP {status}")
+        return {"status": status, "attempt": ctx.attempt}
 
     app.task(
         name=DELIVER_TASK,

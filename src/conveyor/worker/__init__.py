@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conveyor.worker.errors import DoNotRetry, Fatal
+from conveyor.worker.errors import DoNotRetry, Fatal, RetryAfter
 
 if TYPE_CHECKING:
     from conveyor.worker.config import WorkerConfig
     from conveyor.worker.supervisor import Worker
 
-__all__ = ["DoNotRetry", "Fatal", "Worker", "WorkerConfig"]
+__all__ = ["DoNotRetry", "Fatal", "RetryAfter", "Worker", "WorkerConfig"]
 
 
 def __getattr__(name: str) -> Any:

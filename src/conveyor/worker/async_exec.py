@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from dataclasses import replace
 from typing import Any
 
 import pydantic
@@ -18,7 +19,7 @@ from conveyor.app import Conveyor
 from conveyor.context import JobContext
 from conveyor.task import Task
 from conveyor.worker.codec import Outcome, error_dict
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 from conveyor.worker.jobrun import JobRun
 
 CANCEL_WAIT = 1.0
@@ -39,7 +40,8 @@ def _outcome_of(done: asyncio.Task[Any]) -> Outcome:
             error = error_dict("ResultNotSerializable", f"task returned a value JSON cannot hold: {err}")
             return Outcome("error", error=error, retryable=False)
         return Outcome("succeeded", result=value)
-    return _failure(exc, retryable=not isinstance(exc, DoNotRetry))
+    outcome = _failure(exc, retryable=not isinstance(exc, DoNotRetry))
+    return replace(outcome, retry_after=exc.seconds) if isinstance(exc, RetryAfter) else outcome
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
@@ -55,7 +57,7 @@ async def run_async_task(app: Conveyor, task: Task, run: JobRun, stop_grace: flo
         kwargs = task.bind(job.args)
     except pydantic.ValidationError as exc:
         return _failure(exc, retryable=False)
-    ctx = JobContext(app, job, run.task_stop_reason)
+    ctx = JobContext(app, job, run.task_stop_reason, run.dependencies)
     if task.takes_context:
         kwargs["ctx"] = ctx
     work = asyncio.ensure_future(task.fn(**kwargs))

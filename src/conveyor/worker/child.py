@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -23,9 +24,10 @@ import pydantic
 from conveyor import serde
 from conveyor.app import Conveyor, load_app
 from conveyor.context import JobContext
+from conveyor.dependencies import Dependency
 from conveyor.types import Job
 from conveyor.worker.codec import error_dict, job_from_dict
-from conveyor.worker.errors import DoNotRetry
+from conveyor.worker.errors import DoNotRetry, RetryAfter
 from conveyor.worker.stop import StopReason
 
 _PR_SET_PDEATHSIG = 1
@@ -51,7 +53,7 @@ def _failure(exc: BaseException, retryable: bool) -> dict[str, Any]:
     return {"op": "result", "ok": False, "retryable": retryable, "error": error_dict(type(exc).__name__, str(exc), tb)}
 
 
-def run_job(app: Conveyor, job: Job, stop_flag: Any) -> dict[str, Any]:
+def run_job(app: Conveyor, job: Job, stop_flag: Any, dependencies: Sequence[Dependency] = ()) -> dict[str, Any]:
     """Run one job's task function; return the result message for the supervisor."""
     task = app.tasks.get(job.task)
     if task is None:
@@ -61,7 +63,7 @@ def run_job(app: Conveyor, job: Job, stop_flag: Any) -> dict[str, Any]:
             "retryable": True,
             "error": error_dict("UnknownTask", f"task {job.task!r} is not registered in this worker's app"),
         }
-    ctx = JobContext(app, job, lambda: StopReason.from_flag(stop_flag.value))
+    ctx = JobContext(app, job, lambda: StopReason.from_flag(stop_flag.value), dependencies)
     try:
         try:
             kwargs = task.bind(job.args)
@@ -73,6 +75,8 @@ def run_job(app: Conveyor, job: Job, stop_flag: Any) -> dict[str, Any]:
             value = task.fn(**kwargs)
         except DoNotRetry as exc:
             return _failure(exc, retryable=False)
+        except RetryAfter as exc:
+            return {**_failure(exc, retryable=True), "retry_after": exc.seconds}
         except (Exception, SystemExit) as exc:
             return _failure(exc, retryable=True)
         try:
@@ -109,6 +113,7 @@ def child_main(app_spec: str, conn: Connection, stop_flag: Any, parent_pid: int)
                 return  # the supervisor is gone
             if message.get("op") != "run":
                 return
-            _send(conn, run_job(app, job_from_dict(message["job"]), stop_flag))
+            dependencies = [Dependency.from_record(d) for d in message.get("dependencies") or []]
+            _send(conn, run_job(app, job_from_dict(message["job"]), stop_flag, dependencies))
     finally:
         app.close()

@@ -35,8 +35,12 @@ class ClaimLoop:
         capacity_changed: asyncio.Event,
         draining: asyncio.Event,
         telemetry: Telemetry,
+        work_hint: asyncio.Event | None = None,
     ) -> None:
         self.telemetry = telemetry
+        self.work_hint = work_hint or asyncio.Event()
+        """Set when this node's own commit may have made a job claimable (a released fan-in):
+        an idle wait ends at once instead of at the engine's next wake-up."""
         self.backend = backend
         self.config = config
         self.capacity = capacity
@@ -55,6 +59,7 @@ class ClaimLoop:
                 await first_of(self.capacity_changed.wait(), self.draining.wait())
                 continue
             free = await self._gather(free)
+            self.work_hint.clear()  # a hint set from here on is about a commit this claim may miss
             try:
                 claim = self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
                 jobs = await self.telemetry.timed("claim", claim)
@@ -75,7 +80,9 @@ class ClaimLoop:
                 self.capacity_changed.clear()
                 await first_of(self.capacity_changed.wait(), self.draining.wait(), asyncio.sleep(cfg.poll_interval))
                 continue
-            await first_of(self.backend.wait_for_work(cfg.queues, cfg.poll_interval), self.draining.wait())
+            await first_of(
+                self.backend.wait_for_work(cfg.queues, cfg.poll_interval), self.draining.wait(), self.work_hint.wait()
+            )
 
     async def _gather(self, free: int) -> int:
         """Let a few more slots free up (at most ``CLAIM_LINGER``) before claiming a small batch.

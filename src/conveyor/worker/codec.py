@@ -38,6 +38,8 @@ class Outcome:
     result: Any = None
     error: dict[str, Any] | None = None
     retryable: bool = True
+    retry_after: float | None = None
+    """Seconds the task asked to wait at least before the retry (``RetryAfter``)."""
 
 
 def error_dict(kind: str, message: str, traceback: str | None = None) -> dict[str, Any]:

@@ -29,6 +29,8 @@ class MaintenanceConfig:
     prune_interval: float = 3600.0
     retention: float = 7 * DAY
     jitter: float = 0.2
+    forget_workers_after: float = 600.0
+    """A node silent this long (it died without leaving) is removed from the worker registry."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class WorkerConfig:
     """Longest idle wait between claim attempts when no notification arrives."""
     summary_interval: float = 60.0
     """Seconds between two INFO ``worker.summary`` lines (per-job lines are DEBUG)."""
+    registry_interval: float = 5.0
+    """Seconds between two beats of the node in the engine's worker registry."""
+    metrics_port: int | None = None
+    """Serve this node's Prometheus metrics on http://metrics_host:metrics_port/metrics."""
+    metrics_host: str = "0.0.0.0"
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
 
@@ -104,4 +111,8 @@ class WorkerConfig:
             raise ConfigError("--id must not be empty")
         if self.maintenance.retention <= 0:
             raise ConfigError("retention must be positive")
+        if self.registry_interval <= 0:
+            raise ConfigError(f"--registry-interval must be positive seconds, got {self.registry_interval}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be a TCP port (0-65535), got {self.metrics_port}")
         return self

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from conveyor.app import Conveyor
+from conveyor.dependencies import fetch_dependencies
 from conveyor.task import Task
 from conveyor.types import Job
 from conveyor.worker.aio import acquire_unless_stopped
@@ -112,6 +113,12 @@ class JobRunner:
         if task is None:
             msg = f"task {run.job.task!r} is not registered in this worker's app"
             return Outcome("error", error=error_dict("UnknownTask", msg))
+        if run.job.depends_on:
+            try:
+                run.dependencies = await fetch_dependencies(await self.app.backend(), run.job.depends_on)
+            except Exception as exc:  # the engine is briefly unreachable: a retry will read them
+                msg = f"could not read the job's dependencies: {type(exc).__name__}: {exc}"
+                return Outcome("error", error=error_dict("DependenciesUnavailable", msg))
         if kind is SlotKind.ASYNC:
             return await self._run_async(run, task)
         return await self._run_sync(run)
@@ -122,7 +129,7 @@ class JobRunner:
             return Outcome("stopped")
         self._begin(run)
         try:
-            return await executor.run(run.job, run.stopped, lambda: run.stop_reason, self.stop_grace)
+            return await executor.run(run.job, run.stopped, lambda: run.stop_reason, self.stop_grace, run.dependencies)
         finally:
             self.pool.release(executor)
 

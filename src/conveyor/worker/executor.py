@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
 from conveyor import serde
+from conveyor.dependencies import Dependency
 from conveyor.types import Job
 from conveyor.worker.child import child_main
 from conveyor.worker.codec import Outcome, error_dict, job_to_dict
@@ -155,6 +156,7 @@ class Executor:
         stopped: asyncio.Event,
         stop_reason: Callable[[], StopReason | None],
         stop_grace: float,
+        dependencies: Sequence[Dependency] = (),
     ) -> Outcome:
         """Run ``job`` in the child; honour its time limit and a stop request.
 
@@ -165,7 +167,8 @@ class Executor:
         self._result = result = loop.create_future()
         self.stop_flag.value = NO_STOP_FLAG  # cleared before the job is sent, so no stale stop
         try:
-            self.conn.send_bytes(serde.dumps({"op": "run", "job": job_to_dict(job)}).encode())
+            message = {"op": "run", "job": job_to_dict(job), "dependencies": [d.to_record() for d in dependencies]}
+            self.conn.send_bytes(serde.dumps(message).encode())
         except OSError:
             self._mark_dead()
         stop_wait = asyncio.ensure_future(stopped.wait())
@@ -194,4 +197,6 @@ class Executor:
         message = result.result()
         if message.get("ok"):
             return Outcome("succeeded", result=message.get("result"))
-        return Outcome("error", error=message.get("error"), retryable=bool(message.get("retryable", True)))
+        after = message.get("retry_after")
+        retryable = bool(message.get("retryable", True))
+        return Outcome("error", error=message.get("error"), retryable=retryable, retry_after=after)

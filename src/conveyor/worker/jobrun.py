@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from conveyor.backend.protocol import Lease
+from conveyor.dependencies import Dependency
 from conveyor.types import Job
 from conveyor.worker.stop import StopReason
 
@@ -21,6 +22,8 @@ class JobRun:
     """True once task code runs (an executor or an async slot was obtained)."""
     settling: bool = False
     """True once the outcome is known and is being recorded: stop requests no longer apply."""
+    dependencies: list[Dependency] = field(default_factory=list)
+    """The job's dependencies as read before its task started (``ctx.dependencies``)."""
 
     @property
     def lease(self) -> Lease:

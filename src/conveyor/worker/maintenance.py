@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.backend.protocol import Backend, PruneRequest
+from conveyor.backend.protocol import Backend, ForgetWorkersRequest, PruneRequest
 from conveyor.reaper import reap_expired
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
@@ -58,6 +58,15 @@ class Maintenance:
         if deleted:
             log("maintenance.pruned", jobs=deleted, retention_s=self.config.retention)
 
+    async def forget_dead_workers(self) -> None:
+        """Drop registry entries of nodes that died without leaving, once silent long enough."""
+        silent = self.config.forget_workers_after
+        forgotten = await self._timed(
+            "forget_workers", self.backend.forget_workers(ForgetWorkersRequest(silent_for=silent))
+        )
+        if forgotten:
+            log("maintenance.forgot_workers", workers=forgotten, silent_s=silent)
+
     async def notify(self) -> None:
         """Drain the outbox: a delivery job per receiver of each ended job, then acknowledge.
 
@@ -97,6 +106,7 @@ class Maintenance:
             self._every(cfg.reap_interval, self.reap, jittered(cfg.reap_interval, cfg.jitter) / 2),
             self._every(cfg.promote_interval, self.promote, jittered(cfg.promote_interval, cfg.jitter) / 2),
             self._every(cfg.prune_interval, self.prune, jittered(min(cfg.prune_interval, 60.0), cfg.jitter)),
+            self._every(60.0, self.forget_dead_workers, jittered(30.0, cfg.jitter)),
         ]
         if self.app is not None:
             loops.append(self.notify())

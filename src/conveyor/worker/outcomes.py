@@ -53,14 +53,26 @@ def failure_request(job: Job, token: str, outcome: Outcome) -> FailRequest:
     error = outcome.error or error_dict("Error", "unknown failure")
     state = states.after_failure(job.attempts, job.max_attempts, retryable=outcome.retryable)
     delay = job.retry.delay(job.attempts) if state is JobState.SCHEDULED else 0.0
+    if state is JobState.SCHEDULED and outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)  # the task was told when to come back (RetryAfter)
     return FailRequest(job.id, token, error, state, delay)
 
 
 class OutcomeRecorder:
     """Writes each attempt's outcome with the job's lease token (see the module docstring)."""
 
-    def __init__(self, backend: Backend, patience: float, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        patience: float,
+        telemetry: Telemetry,
+        may_have_released: Callable[[], None] = lambda: None,
+    ) -> None:
         self.backend = backend
+        self.may_have_released = may_have_released
+        """Called once a workflow step ended here: its commit may have released a dependent
+        (a fan-in) that this node, idle meanwhile, should claim now rather than on its next
+        wake-up (SQLite's watcher does not see a commit made before it started watching)."""
         self.patience = patience
         """How long a write is retried while the engine is unavailable: one lease."""
         self.telemetry = telemetry
@@ -100,6 +112,8 @@ class OutcomeRecorder:
 
     async def _succeeded(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         if await self.acks.complete(CompleteRequest(run.job.id, run.lease.token, outcome.result)):
+            if run.job.workflow_id is not None:
+                self.may_have_released()
             self.telemetry.emit(JobEnded(run.job.id, run.job.task, "succeeded", run.elapsed))
             log("job.finish", logging.DEBUG, outcome="succeeded", **base)  # counted in worker.summary
         else:
@@ -112,6 +126,8 @@ class OutcomeRecorder:
             log("job.refused", logging.WARNING, outcome=outcome.kind, reason="lease lost", **base)
             return
         if state is JobState.FAILED:
+            if run.job.workflow_id is not None:
+                self.may_have_released()  # a `continue` dependent may have been released
             self.telemetry.emit(JobEnded(run.job.id, run.job.task, "failed", run.elapsed))
         else:
             self.telemetry.emit(JobEnded(run.job.id, run.job.task, "retried", run.elapsed))

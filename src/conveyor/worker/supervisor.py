@@ -35,8 +35,20 @@ from conveyor.worker.logs import log
 from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeRecorder
 from conveyor.worker.pool import ExecutorPool
+from conveyor.worker.registry import NodeRegistry
 from conveyor.worker.shutdown import SIGNALS, Shutdown
 from conveyor.worker.summary import Summary
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """This node's counters on ``/metrics`` (a standalone node's finished jobs, run times and
+    failures never reach the API's ``/metrics``: scrape every node, or use multiprocess mode)."""
+    from prometheus_client import start_http_server
+
+    from conveyor.metrics import registry
+
+    start_http_server(port, addr=host, registry=registry())
+    log("worker.metrics", address=f"http://{host}:{port}/metrics")
 
 
 class Worker:
@@ -45,8 +57,11 @@ class Worker:
     def __init__(self, app: Conveyor, config: WorkerConfig) -> None:
         self.app = app
         self.config = config.validate()
-        self.pool = ExecutorPool(config.app_spec, config.concurrency, self._pool_changed)
-        self.capacity = Capacity.for_tasks(app.tasks.values(), self.pool.target, config.async_concurrency)
+        self.capacity = Capacity.for_tasks(app.tasks.values(), config.concurrency, config.async_concurrency)
+        # an app with only async tasks runs them all in this event loop: no executor process at all
+        executors = config.concurrency if self.capacity.has_sync else 0
+        self.pool = ExecutorPool(config.app_spec, executors, self._pool_changed)
+        self.capacity.pool_changed(self.pool.target, False)
         self.shutdown = Shutdown()
         self._capacity_changed = asyncio.Event()
         self._runner: JobRunner | None = None
@@ -80,7 +95,8 @@ class Worker:
                 loop.remove_signal_handler(sig)
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
-        recorder = OutcomeRecorder(backend, patience=cfg.lease, telemetry=self.app.telemetry)
+        work_hint = asyncio.Event()
+        recorder = OutcomeRecorder(backend, cfg.lease, self.app.telemetry, work_hint.set)
         self._runner = runner = JobRunner(
             self.app,
             self.pool,
@@ -91,9 +107,19 @@ class Worker:
             self._capacity_changed.set,
         )
         claims = ClaimLoop(
-            backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining, self.app.telemetry
+            backend,
+            cfg,
+            self.capacity,
+            runner,
+            self._capacity_changed,
+            self.shutdown.draining,
+            self.app.telemetry,
+            work_hint,
         )
         summary = Summary(self.app.telemetry, cfg.worker_id, cfg.summary_interval)
+        registry = NodeRegistry(backend, cfg.worker_id, cfg.registry_interval, self._node_info)
+        if cfg.metrics_port is not None:
+            serve_metrics(cfg.metrics_host, cfg.metrics_port)
         self.pool.start()
         log(
             "worker.start",
@@ -110,8 +136,9 @@ class Worker:
             ),
             asyncio.ensure_future(Maintenance(backend, cfg.maintenance, self.app).run()),
             asyncio.ensure_future(summary.run()),
+            asyncio.ensure_future(registry.run()),
         ]
-        if cfg.max_executors > cfg.min_executors:
+        if cfg.max_executors > cfg.min_executors and self.capacity.has_sync:
             scaler = Autoscaler(
                 backend,
                 self.pool,
@@ -131,6 +158,7 @@ class Worker:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await registry.leave()
             for sig in SIGNALS:
                 loop.remove_signal_handler(sig)
             await self.pool.close()
@@ -138,6 +166,22 @@ class Worker:
             summary.close()
         log("worker.stop", id=cfg.worker_id)
         return 0
+
+    def _node_info(self) -> dict[str, object]:
+        """The changing part of the node's registry entry (``worker.registry``)."""
+        cfg = self.config
+        held = list(self._runner.held) if self._runner is not None else []
+        return {
+            "queues": list(cfg.queues),
+            "app": cfg.app_spec,
+            "state": "draining" if self.shutdown.draining.is_set() else "running",
+            "executors": self.pool.target,
+            "max_executors": cfg.max_executors,
+            "async_concurrency": cfg.async_concurrency,
+            "in_flight": len(held),
+            "jobs": held[:20],
+            "metrics_port": cfg.metrics_port,
+        }
 
     async def _connect_engine(self) -> Backend | None:
         """Open the engine, waiting (with capped backoff) while it is unreachable.

@@ -21,7 +21,8 @@ from conveyor.backend.protocol import ApiKeyRecord, CreateKeyRequest
 from conveyor.errors import ConfigError
 from conveyor.types import INTERNAL_TENANT
 
-SCOPES = ("submit", "read", "admin")
+SCOPES = ("submit", "read", "admin", "scale")
+"""``scale``: only the scaling signal (/v1/scaling), for an autoscaler that must not read jobs."""
 PREFIX = "cvk"
 
 

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from conveyor import serde
+from conveyor import serde, states
 from conveyor.backend.apikeys import key_params, row_to_key
 from conveyor.backend.postgres import migrate as migrations
 from conveyor.backend.postgres.connection import Settings, Transactions, connect, parse_postgres_url, unavailable
@@ -42,6 +42,7 @@ from conveyor.backend.protocol import (
     ExpiredRequest,
     ExpireRequest,
     FailRequest,
+    ForgetWorkersRequest,
     HeartbeatRequest,
     HeartbeatStatus,
     JobFilter,
@@ -54,15 +55,19 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
     RevokeKeyRequest,
+    WorkerBeat,
+    WorkerRecord,
 )
 from conveyor.backend.sqlfile import load_queries
+from conveyor.backend.workers import row_to_worker
 from conveyor.errors import BackendUnavailable, ConfigError, InvalidTransition, JobNotFound
-from conveyor.types import Job, JobEvent, JobState, QueueStats
+from conveyor.types import DependencyPolicy, Job, JobEvent, JobState, QueueStats
 
 T = TypeVar("T")
 PACKAGE = "conveyor.backend.postgres"
 Conn = AsyncConnection[Any]
 PROMOTE_BATCH = 1000
+OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
 PRUNE_BATCH = 5000
 
 
@@ -215,6 +220,7 @@ class PostgresBackend:
             "queue": flt.queue,
             "task": flt.task,
             "states": [s.value for s in flt.states] if flt.states else None,
+            "workflow": flt.workflow,
             "cursor": flt.cursor,
             "limit": flt.limit + 1,
         }
@@ -322,7 +328,7 @@ class PostgresBackend:
             if row["has_dependents"]:
                 # A separate statement: its fresh snapshot sees dependents committed while the
                 # UPDATE above waited for this job's row lock.
-                await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": req.job_id})
+                await self._settle_dependents(conn, req.job_id, JobState.SUCCEEDED)
             return True
 
         return await self._run(run, "completing a job")
@@ -344,11 +350,12 @@ class PostgresBackend:
 
         async def run(conn: Conn) -> list[Row]:
             rows = await _rows(conn, self.sql["complete_many"], params)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                if row["has_dependents"]:
-                    # Separate statements: each fresh snapshot sees dependents committed while
-                    # the UPDATE above waited for the row locks (as in ``complete``).
-                    await _rows(conn, self.sql["release_dependents"], {"off": self.clock_offset, "id": row["id"]})
+            parents = sorted(r["id"] for r in rows if r["has_dependents"])
+            if parents:
+                # A separate statement: its fresh snapshot sees dependents committed while the
+                # UPDATE above waited for the row locks (as in ``complete``).
+                counted = await _rows(conn, self.sql["count_successes"], {"ids": parents})
+                await self._decide_dependents(conn, counted, parents[0], JobState.SUCCEEDED)
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -370,7 +377,17 @@ class PostgresBackend:
             "error": serde.dumps(req.error),
             "data": serde.dumps({"error": req.error}),
         }
-        row = await self._write1(lambda conn: _one(conn, self.sql["fail"], params), "failing a job")
+
+        async def run(conn: Conn) -> Row | None:
+            row = await _one(conn, self.sql["fail"], params)
+            if row is not None and row["has_dependents"] and row["state"] == JobState.FAILED.value:
+                await self._settle_dependents(conn, req.job_id, JobState.FAILED)
+            return row
+
+        if req.state is JobState.FAILED:
+            row = await self._run(run, "failing a job")
+        else:
+            row = await self._write1(lambda conn: _one(conn, self.sql["fail"], params), "failing a job")
         return None if row is None else JobState(row["state"])
 
     async def release(self, req: ReleaseRequest) -> bool:
@@ -419,9 +436,39 @@ class PostgresBackend:
         }
         if await _one(conn, self.sql["cancel"], params) is None:
             return False
-        for dep in await _rows(conn, self.sql["waiting_dependents"], {"id": job_id}):
-            await self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled")
+        await self._settle_dependents(conn, job_id, JobState.CANCELED)
         return True
+
+    async def _settle_dependents(self, conn: Conn, job_id: str, state: JobState) -> None:
+        """``job_id`` just ended in ``state`` (this transaction): count it on each waiting
+        dependent, then release, cancel or keep each as ``states.dependent_outcome_counts``
+        decides, cascading through the dependents canceled here. ``count_ending`` row-locks the
+        dependents first, so of two parents ending at once the second counts on top of the
+        first one's commit: a fan-in is released exactly once."""
+        rows = await _rows(conn, self.sql["count_ending"], {"id": job_id, "state": state.value})
+        await self._decide_dependents(conn, rows, job_id, state)
+
+    async def _decide_dependents(self, conn: Conn, rows: list[Row], job_id: str, state: JobState) -> None:
+        """Apply ``states.dependent_outcome_counts`` to dependents just counted (``rows``) after
+        ``job_id`` ended in ``state`` (the dependency a cancel names)."""
+        off = self.clock_offset
+        for dep in sorted(rows, key=lambda r: r["id"]):
+            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
+            policy = DependencyPolicy(dep["on_dependency_failure"])
+            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
+            if outcome is states.DependentOutcome.RELEASE:
+                await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
+            elif outcome is states.DependentOutcome.CANCEL:
+                step_row = await _one(conn, self.sql["job_step"], {"id": job_id})
+                error = states.dependency_failed_error(job_id, step_row["step"] if step_row else None, state)
+                params = {
+                    "off": off,
+                    "id": dep["id"],
+                    "error": serde.dumps(error),
+                    "data": serde.dumps({"reason": error["message"], "error": error}),
+                }
+                if await _one(conn, self.sql["cancel_dependent"], params) is not None:
+                    await self._settle_dependents(conn, dep["id"], JobState.CANCELED)
 
     async def cancel(self, req: CancelRequest) -> Job:
         async def run(conn: Conn) -> Job:
@@ -442,7 +489,15 @@ class PostgresBackend:
             name, params = "redrive_ids", {**base, "ids": list(dict.fromkeys(req.job_ids))}
         else:
             name, params = "redrive_matching", {**base, "queue": req.queue, "task": req.task}
-        row = await self._write1(lambda conn: _one(conn, self.sql[name], params), "redriving jobs")
+
+        async def run(conn: Conn) -> Row | None:
+            row = await _one(conn, self.sql[name], params)
+            if row is not None and row["with_dependents"]:
+                # The same transaction: a redriven dependency is no longer failed for its dependents.
+                await _exec(conn, self.sql["uncount_failures"], {"ids": row["with_dependents"]})
+            return row
+
+        row = await self._run(run, "redriving jobs")
         return int(row["n"]) if row else 0
 
     async def set_paused(self, req: PauseRequest) -> None:
@@ -481,7 +536,15 @@ class PostgresBackend:
             "states": [e.state.value for e in req.expiries],
             "errors": [serde.dumps(e.error) for e in req.expiries],
         }
-        rows = await self._write1(lambda conn: _rows(conn, self.sql["expire"], params), "expiring leases")
+
+        async def run(conn: Conn) -> list[Row]:
+            rows = await _rows(conn, self.sql["expire"], params)
+            for row in rows:
+                if row["has_dependents"] and row["state"] == JobState.FAILED.value:
+                    await self._settle_dependents(conn, row["id"], JobState.FAILED)
+            return rows
+
+        rows = await self._run(run, "expiring leases")
         return [r["id"] for r in rows]
 
     async def promote_scheduled(self) -> int:
@@ -540,6 +603,28 @@ class PostgresBackend:
         params = {"key_id": req.key_id, "off": self.clock_offset}
         count = await self._write1(lambda conn: _exec(conn, self.sql["revoke_api_key"], params), "revoking an API key")
         return count == 1
+
+    # -- live worker nodes --------------------------------------------------------------------
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        params = {"worker_id": beat.worker_id, "info": serde.dumps(beat.info), "off": self.clock_offset}
+        await self._redoable(lambda conn: _exec(conn, self.sql["beat_worker"], params), "registering a worker")
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        params = {"off": self.clock_offset}
+        rows = await self._redoable(lambda conn: _rows(conn, self.sql["list_workers"], params), "listing workers")
+        return [row_to_worker(r) for r in rows]
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        if req.worker_id is not None:
+            params: dict[str, object] = {"worker_id": req.worker_id}
+            query = self.sql["forget_worker"]
+        elif req.silent_for is not None:
+            params = {"off": self.clock_offset, "silent_for": req.silent_for}
+            query = self.sql["forget_silent_workers"]
+        else:
+            return 0
+        return await self._redoable(lambda conn: _exec(conn, query, params), "forgetting workers")
 
     async def wait_for_work(self, queues: tuple[str, ...], timeout: float) -> None:
         """Sleep until a NOTIFY for these queues, or until their next scheduled job is due

@@ -75,25 +75,28 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
             raise QueueFull(req.queue, depth, req.max_depth)
 
     deps = list(dict.fromkeys(req.depends_on))
-    unfinished: list[str] = []
-    canceled_dep: str | None = None
+    dep_states: list[tuple[str, JobState | None]] = []
+    error: dict[str, str] | None = None
+    by_id: dict[str, Row] = {}
     if deps:
         # Row-locks each dependency (and flags it), so its completion waits for this commit
         # and then sees the new dependent: a dependent can never be left waiting forever.
         rows = yield "mark_dependencies", {"ids": deps, "tenant": req.tenant}, True
-        dep_states = {r["id"]: r["state"] for r in rows}
+        by_id = {r["id"]: r for r in rows}
         for dep in deps:
-            state = dep_states.get(dep)
-            if state is None:
+            if dep not in by_id:
                 raise DependencyError(f"dependency {dep!r} does not exist")
-            if state == JobState.CANCELED.value and canceled_dep is None:
-                canceled_dep = dep
-            elif state != JobState.SUCCEEDED.value:
-                unfinished.append(dep)
-    if canceled_dep is not None:
-        unfinished = []
+            dep_states.append((dep, JobState(by_id[dep]["state"])))
+    outcome = states.dependent_outcome(req.on_dependency_failure, req.quorum, [st for _, st in dep_states])
+    if outcome is states.DependentOutcome.CANCEL:
+        lost = states.first_lost(req.on_dependency_failure, dep_states) or deps[0]
+        error = states.dependency_failed_error(lost, by_id[lost]["step"], JobState(by_id[lost]["state"]))
+    # Every dependency that may still change is linked, a failed one too (a redrive may bring
+    # it back); a succeeded or canceled one never changes again.
+    linked = [d for d, st in dep_states if st not in (JobState.SUCCEEDED, JobState.CANCELED)] if error is None else []
 
-    canceled, pending = canceled_dep is not None, len(unfinished)
+    canceled = outcome is states.DependentOutcome.CANCEL
+    pending = int(outcome is states.DependentOutcome.WAIT)
     params = {
         "off": offset,
         "state_due": states.initial_state(
@@ -113,16 +116,23 @@ def enqueue_steps(req: EnqueueRequest, offset: float) -> Steps:
         "retry": serde.dumps(req.retry.to_dict()),
         "run_at": req.run_at,
         "delay": req.delay,
-        "canceled_dep": canceled_dep,
-        "pending_deps": len(unfinished),
+        "error": serde.dumps(error) if error else None,
+        "pending_deps": len(linked),
+        "deps_total": len(deps),
+        **{f"deps_{state.value}": n for state, n in states.ended_counts([st for _, st in dep_states]).items()},
         "idempotency_key": req.idempotency_key,
         "depends_on": serde.dumps(deps),
         "callback_url": req.callback_url,
+        "workflow_id": req.workflow_id,
+        "step": req.step,
+        "on_dependency_failure": req.on_dependency_failure.value,
+        "quorum": req.quorum,
+        "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
         **limit_columns(req),
     }
     row = (yield "insert_job", params, True)[0]
-    if unfinished:
-        yield "insert_deps", {"deps": unfinished, "job_id": job_id}, False
+    if linked:
+        yield "insert_deps", {"deps": linked, "job_id": job_id}, False
     return EnqueueResult(row_to_job(row), created=True)
 
 
@@ -142,6 +152,7 @@ def is_plain(req: EnqueueRequest) -> bool:
         and req.max_depth is None
         and not req.depends_on
         and req.callback_url is None
+        and req.trace_context is None
         and not has_limits(req)
         and all(v is None or math.isfinite(v) for v in (req.timeout, req.run_at, req.delay))
     )
@@ -169,6 +180,10 @@ def insert_batch_step(reqs: Sequence[EnqueueRequest], offset: float) -> tuple[li
                 "retry": retry,
                 "run_at": req.run_at,
                 "delay": req.delay,
+                "workflow_id": req.workflow_id,
+                "step": req.step,
+                "on_dependency_failure": req.on_dependency_failure.value,
+                "quorum": req.quorum,
             }
         )
     return jobs, ("insert_jobs", {"off": offset, "jobs": serde.dumps(jobs), **PLAIN_STATES}, True)

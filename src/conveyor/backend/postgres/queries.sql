@@ -64,7 +64,7 @@ SELECT (SELECT count(*) FROM (SELECT 1 FROM {schema}.jobs
 -- name: mark_dependencies
 UPDATE {schema}.jobs SET has_dependents = true
 WHERE id = ANY(%(ids)s::text[]) AND tenant = %(tenant)s
-RETURNING id, state
+RETURNING id, state, step
 
 -- name: insert_job
 WITH t AS (
@@ -77,16 +77,16 @@ WITH t AS (
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                                retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                               depends_on, pending_deps, callback_url,
+                               depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure,
+                               quorum, deps_total, deps_succeeded, deps_failed, deps_canceled, trace_context,
                                concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key)
     SELECT %(id)s, %(task)s, %(queue)s, %(tenant)s, %(args)s, s.state, %(priority)s, 0, %(max_attempts)s,
            %(timeout)s, %(retry)s, CASE WHEN s.state = 'queued' THEN least(s.want, s.now) ELSE s.want END,
            s.now, s.now, CASE WHEN s.state = 'canceled' THEN s.now END,
-           CASE WHEN s.state = 'canceled' THEN
-               json_build_object('type', 'DependencyCanceled',
-                                 'message', 'dependency ' || %(canceled_dep)s::text || ' was canceled')::text
-           END,
-           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s,
+           CASE WHEN s.state = 'canceled' THEN %(error)s::text END,
+           %(idempotency_key)s, %(depends_on)s, %(pending_deps)s, %(callback_url)s, %(workflow_id)s, %(step)s,
+           %(on_dependency_failure)s, %(quorum)s, %(deps_total)s, %(deps_succeeded)s, %(deps_failed)s,
+           %(deps_canceled)s, %(trace_context)s,
            %(concurrency_key)s, %(concurrency_limit)s, %(rate_key)s, %(rate_limit)s, %(rate_period)s, %(unique_key)s
     FROM s
     RETURNING *
@@ -182,29 +182,84 @@ WITH req AS (
 )
 SELECT id, token, has_dependents FROM done
 
--- name: release_dependents
-WITH ready AS (
+-- name: count_ending
+-- Dependency %(id)s just ended in %(state)s: count it on each waiting dependent (row-locked in
+-- id order; of two parents ending at once the second waits for the first one's commit and then
+-- counts on top of it) and return what states.dependent_outcome_counts needs to decide.
+WITH locked AS (
     SELECT j.id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
     WHERE d.depends_on = %(id)s AND j.state = 'waiting'
     ORDER BY j.id
     FOR UPDATE OF j
-), upd AS (
-    UPDATE {schema}.jobs j
-    SET pending_deps = j.pending_deps - 1,
-        state = CASE WHEN j.pending_deps > 1 THEN 'waiting'
-                     WHEN j.run_at > {schema}.now(%(off)s) THEN 'scheduled'
-                     ELSE 'queued' END,
-        run_at = CASE WHEN j.pending_deps > 1 THEN j.run_at ELSE greatest(j.run_at, {schema}.now(%(off)s)) END,
-        updated_at = {schema}.now(%(off)s)
-    FROM ready WHERE j.id = ready.id AND j.state = 'waiting'
-    RETURNING j.id, j.state, j.queue, j.updated_at
+)
+UPDATE {schema}.jobs j
+SET deps_succeeded = j.deps_succeeded + (%(state)s = 'succeeded')::int,
+    deps_failed = j.deps_failed + (%(state)s = 'failed')::int,
+    deps_canceled = j.deps_canceled + (%(state)s = 'canceled')::int
+FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
+RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
+
+-- name: count_successes
+-- Dependencies %(ids)s just succeeded (one complete_many batch): count them on each waiting
+-- dependent with ONE update per dependent (a batch of chunks of one fan-in touches its row
+-- once, not once per chunk), locked in id order as in count_ending.
+WITH ended AS (
+    SELECT d.job_id, count(*) AS n FROM {schema}.job_deps d WHERE d.depends_on = ANY(%(ids)s::text[])
+    GROUP BY d.job_id
+), locked AS (
+    SELECT j.id, ended.n FROM {schema}.jobs j JOIN ended ON ended.job_id = j.id
+    WHERE j.state = 'waiting'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {schema}.jobs j SET deps_succeeded = j.deps_succeeded + locked.n
+FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
+RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
+
+-- name: uncount_failures
+-- Dependencies %(ids)s were redriven: they are no longer failed for their waiting dependents.
+WITH gone AS (
+    SELECT d.job_id, count(*) AS n FROM {schema}.job_deps d WHERE d.depends_on = ANY(%(ids)s::text[])
+    GROUP BY d.job_id
+), locked AS (
+    SELECT j.id, gone.n FROM {schema}.jobs j JOIN gone ON gone.job_id = j.id
+    WHERE j.state = 'waiting'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {schema}.jobs j SET deps_failed = greatest(j.deps_failed - locked.n, 0)
+FROM locked WHERE j.id = locked.id
+
+-- name: release_dependent
+WITH upd AS (
+    UPDATE {schema}.jobs
+    SET state = CASE WHEN run_at > {schema}.now(%(off)s) THEN 'scheduled' ELSE 'queued' END,
+        run_at = greatest(run_at, {schema}.now(%(off)s)), updated_at = {schema}.now(%(off)s)
+    WHERE id = %(id)s AND state = 'waiting'
+    RETURNING id, state, queue, updated_at
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
-    SELECT id, updated_at, 'state', state, '{}' FROM upd WHERE state <> 'waiting'
+    SELECT id, updated_at, 'state', state, '{}' FROM upd
 ), nt AS (
-    SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM upd WHERE state IN ('queued', 'scheduled')) q
+    SELECT pg_notify('{schema}', queue) FROM upd
 )
-SELECT (SELECT count(*) FROM upd) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT id, state, (SELECT count(*) FROM nt) AS notified FROM upd
+
+-- name: cancel_dependent
+WITH c AS (
+    UPDATE {schema}.jobs
+    SET state = 'canceled', error = %(error)s, finished_at = {schema}.now(%(off)s),
+        updated_at = {schema}.now(%(off)s)
+    WHERE id = %(id)s AND state = 'waiting'
+    RETURNING id, updated_at
+), ev AS (
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
+    SELECT id, updated_at, 'state', 'canceled', %(data)s FROM c
+)
+SELECT id FROM c
+
+-- name: job_step
+SELECT step FROM {schema}.jobs WHERE id = %(id)s
 
 -- name: fail
 -- The caller decided the target (states.after_failure): 'scheduled' (retry at now + delay) or
@@ -216,14 +271,14 @@ WITH f AS (
         finished_at = CASE WHEN %(state)s = 'failed' THEN {schema}.now(%(off)s) END,
         error = %(error)s, lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
-    RETURNING j.id, j.state, j.queue, j.updated_at
+    RETURNING j.id, j.state, j.queue, j.updated_at, j.has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, %(data)s FROM f
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM f WHERE state = 'scheduled'
 )
-SELECT state, (SELECT count(*) FROM nt) AS notified FROM f
+SELECT state, has_dependents, (SELECT count(*) FROM nt) AS notified FROM f
 
 -- name: release
 WITH r AS (
@@ -291,14 +346,15 @@ WITH r AS (
     SET state = 'queued', attempts = 0, run_at = {schema}.now(%(off)s), finished_at = NULL,
         lease_expires_at = NULL, lease_token = NULL, worker_id = NULL, updated_at = {schema}.now(%(off)s)
     WHERE id = ANY(%(ids)s::text[]) AND state = 'failed' AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
-    RETURNING id, queue, updated_at
+    RETURNING id, queue, updated_at, has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
-SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified,
+       (SELECT array_agg(id) FROM r WHERE has_dependents) AS with_dependents
 
 -- name: redrive_matching
 WITH r AS (
@@ -309,14 +365,15 @@ WITH r AS (
       AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
       AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
       AND (%(task)s::text IS NULL OR task = %(task)s::text)
-    RETURNING id, queue, updated_at
+    RETURNING id, queue, updated_at, has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', 'queued', '{"reason": "redriven"}' FROM r
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r) q
 )
-SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified
+SELECT (SELECT count(*) FROM r) AS n, (SELECT count(*) FROM nt) AS notified,
+       (SELECT array_agg(id) FROM r WHERE has_dependents) AS with_dependents
 
 -- name: expired_leases
 -- What the reaper needs to decide (conveyor/reaper.py): running jobs whose lease expired.
@@ -344,14 +401,14 @@ WITH d AS (
         finished_at = CASE WHEN locked.state = 'failed' THEN {schema}.now(%(off)s) ELSE j.finished_at END,
         lease_expires_at = NULL, updated_at = {schema}.now(%(off)s)
     FROM locked WHERE j.id = locked.id
-    RETURNING j.id, j.state, j.queue, j.error, j.updated_at
+    RETURNING j.id, j.state, j.queue, j.error, j.updated_at, j.has_dependents
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
     SELECT id, updated_at, 'state', state, json_build_object('error', error::json)::text FROM r ORDER BY id
 ), nt AS (
     SELECT pg_notify('{schema}', queue) FROM (SELECT DISTINCT queue FROM r WHERE state = 'queued') q
 )
-SELECT id, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
+SELECT id, state, has_dependents, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
 
 -- name: prune_batch
 WITH victims AS (
@@ -443,6 +500,7 @@ WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s::text)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text)
   AND (%(task)s::text IS NULL OR task = %(task)s::text)
   AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(workflow)s::text IS NULL OR workflow_id = %(workflow)s::text)
   AND (%(cursor)s::text IS NULL OR id < %(cursor)s::text)
 ORDER BY id DESC
 LIMIT %(limit)s
@@ -460,17 +518,20 @@ WITH s AS MATERIALIZED (
            CASE WHEN t.want > t.now THEN t.want ELSE least(t.want, t.now) END AS stored_run_at
     FROM ROWS FROM (
         json_to_recordset(%(jobs)s::json) AS (id text, task text, queue text, tenant text, args text, priority bigint,
-                                              max_attempts int, timeout float8, retry text, run_at float8, delay float8)
-    ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay, ord)
+                                              max_attempts int, timeout float8, retry text, run_at float8, delay float8,
+                                              workflow_id text, step text, on_dependency_failure text, quorum int)
+    ) WITH ORDINALITY AS u(id, task, queue, tenant, args, priority, max_attempts, timeout, retry, run_at, delay,
+                           workflow_id, step, on_dependency_failure, quorum, ord)
     CROSS JOIN LATERAL (
         SELECT {schema}.now(%(off)s) AS now,
                coalesce(u.run_at, {schema}.now(%(off)s) + coalesce(u.delay, 0)) AS want
     ) t
 ), ins AS (
     INSERT INTO {schema}.jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
-                               retry, run_at, created_at, updated_at, depends_on, pending_deps)
+                               retry, run_at, created_at, updated_at, depends_on, pending_deps, workflow_id, step,
+                               on_dependency_failure, quorum)
     SELECT id, task, queue, tenant, args, state, priority, 0, max_attempts, timeout, retry, stored_run_at,
-           now, now, '[]', 0
+           now, now, '[]', 0, workflow_id, step, on_dependency_failure, quorum
     FROM s ORDER BY ord
 ), ev AS (
     INSERT INTO {schema}.job_events (job_id, at, type, state, data)
@@ -514,6 +575,21 @@ RETURNING o.seq, o.job_id, o.state, o.at
 
 -- name: ack_outbox
 DELETE FROM {schema}.outbox WHERE seq = ANY(%(seqs)s::bigint[])
+
+-- name: beat_worker
+INSERT INTO {schema}.workers (worker_id, info, started_at, last_seen)
+VALUES (%(worker_id)s, %(info)s, {schema}.now(%(off)s), {schema}.now(%(off)s))
+ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen
+
+-- name: list_workers
+SELECT worker_id, info, started_at, last_seen, {schema}.now(%(off)s) - last_seen AS silent_for
+FROM {schema}.workers ORDER BY worker_id
+
+-- name: forget_worker
+DELETE FROM {schema}.workers WHERE worker_id = %(worker_id)s
+
+-- name: forget_silent_workers
+DELETE FROM {schema}.workers WHERE last_seen <= {schema}.now(%(off)s) - %(silent_for)s
 
 -- name: lock_unique_key
 -- Serialise enqueues of one (tenant, unique key) until commit: a concurrent duplicate waits,

@@ -36,6 +36,7 @@ from conveyor.backend.protocol import (
     ExpiredRequest,
     ExpireRequest,
     FailRequest,
+    ForgetWorkersRequest,
     HeartbeatRequest,
     HeartbeatStatus,
     JobFilter,
@@ -48,11 +49,14 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
     RevokeKeyRequest,
+    WorkerBeat,
+    WorkerRecord,
 )
 from conveyor.backend.redis.apikeys import key_from_flat
 from conveyor.backend.redis.codec import encode_request, job_from_flat, pairs
 from conveyor.backend.redis.keys import Keys, parse_redis_url
 from conveyor.backend.redis.scripts import new_call_id, register_all
+from conveyor.backend.workers import row_to_worker
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -73,7 +77,17 @@ MAX_CONNECTIONS = 64
 """Connections per engine instance (per process and event loop)."""
 POOL_WAIT = 10.0
 """Seconds a call waits for a free pooled connection before BackendUnavailable."""
-_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS")
+_TRANSIENT_REPLIES = ("BUSY", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM")
+_TRANSIENT_ERRORS = (
+    rexc.OutOfMemoryError,
+    rexc.ReadOnlyError,
+    rexc.TryAgainError,
+    rexc.ClusterDownError,
+    rexc.MasterDownError,
+)
+"""redis-py turns these replies into their own classes and strips the code from the message, so
+they are recognised by class: maxmemory reached (OOM) is Redis' "disk full", a 503 that clears
+by itself when memory is freed, never a 500."""
 
 
 def _unavailable(exc: BaseException) -> BackendUnavailable:
@@ -81,7 +95,7 @@ def _unavailable(exc: BaseException) -> BackendUnavailable:
 
 
 def _is_transient(exc: rexc.ResponseError) -> bool:
-    return str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
+    return isinstance(exc, _TRANSIENT_ERRORS) or str(exc).split(" ", 1)[0].upper() in _TRANSIENT_REPLIES
 
 
 class RedisBackend:
@@ -225,6 +239,7 @@ class RedisBackend:
             ",".join(s.value for s in flt.states),
             flt.cursor or "",
             flt.limit,
+            flt.workflow or "",
         )
         return JobPage([job_from_flat(flat) for flat in reply[1:]], reply[0] or None)
 
@@ -386,6 +401,26 @@ class RedisBackend:
 
     async def revoke_key(self, req: RevokeKeyRequest) -> bool:
         return bool(await self._script("apikey", "revoke", req.key_id))
+
+    # -- live worker nodes --------------------------------------------------------------------
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        await self._script("workers", "beat", beat.worker_id, serde.dumps(beat.info))
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        records = []
+        for worker_id, raw, silent in await self._script("workers", "list"):
+            stored = serde.loads(raw)
+            row = {**stored, "worker_id": worker_id, "info": stored["info"], "silent_for": silent}
+            records.append(row_to_worker(row))
+        return sorted(records, key=lambda w: w.worker_id)
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        if req.worker_id is not None:
+            return int(await self._script("workers", "forget", req.worker_id))
+        if req.silent_for is None:
+            return 0
+        return int(await self._script("workers", "silent", repr(float(req.silent_for))))
 
     async def _import_legacy_keys(self) -> None:
         """Carry keys over from the hash the old key store kept outside the namespace."""

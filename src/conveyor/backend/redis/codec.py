@@ -51,6 +51,7 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "deps_json": serde.dumps(deps),
         "digest": serde.payload_hash(req.task, req.args),
         "ittl": req.idempotency_ttl,
+        "policy": req.on_dependency_failure.value,
     }
     optional = {
         "timeout": req.timeout,
@@ -59,6 +60,10 @@ def encode_request(req: EnqueueRequest) -> dict[str, Any]:
         "ikey": req.idempotency_key,
         "max_depth": req.max_depth,
         "callback_url": req.callback_url,
+        "workflow_id": req.workflow_id,
+        "step": req.step,
+        "quorum": req.quorum,
+        "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
         **{LIMIT_FIELDS[name]: value for name, value in limit_columns(req).items()},
     }
     out.update({k: v for k, v in optional.items() if v is not None})

@@ -66,5 +66,9 @@ class Keys:
     def scheduled(self, queue: str) -> str:
         return f"{self.base}:sched:{queue}"
 
+    def workflow(self, workflow_id: str) -> str:
+        """The ids of a workflow's jobs (a sorted set, all scores 0: ordered by id)."""
+        return f"{self.base}:wf:{workflow_id}"
+
     def schema(self) -> str:
         return f"{self.base}:schema"

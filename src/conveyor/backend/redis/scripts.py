@@ -25,6 +25,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from conveyor import serde, states
+
 PACKAGE = "conveyor.backend.redis"
 
 
@@ -62,6 +64,7 @@ SCRIPTS: dict[str, RetrySafety] = {
     "outbox_take": REPLY,
     "outbox_ack": IDEMPOTENT,
     "apikey": IDEMPOTENT,  # handles its own retry flag (see the script header)
+    "workers": IDEMPOTENT,
 }
 NAMES = tuple(SCRIPTS)
 
@@ -83,7 +86,22 @@ def script_source(name: str) -> str:
     body = folder.joinpath(f"{name}.lua").read_text()
     if SCRIPTS[name] is RetrySafety.REPLY:
         body = f"local function main()\n{body}\nend\nreturn replied(main)\n"
-    return f"{lib}\n-- {name}.lua\n{body}"
+    return f"{dependency_rules()}\n{lib}\n-- {name}.lua\n{body}"
+
+
+def dependency_rules() -> str:
+    """The dependency rules of ``conveyor.states`` as a Lua global (``DEP_RULES``), so lib.lua
+    applies them without restating which state counts as done or lost under which policy."""
+    table = {"rules": states.dependency_rules_table()}
+    return f"local DEP_RULES = cjson.decode({lua_string(serde.dumps(table))})"
+
+
+def lua_string(text: str) -> str:
+    """``text`` as a Lua long-bracket string literal (no escapes needed)."""
+    level = "="
+    while f"]{level}]" in text:
+        level += "="
+    return f"[{level}[{text}]{level}]"
 
 
 def register_all(client: Any) -> dict[str, Any]:

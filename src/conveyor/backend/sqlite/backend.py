@@ -38,6 +38,7 @@ from conveyor.backend.protocol import (
     ExpiredRequest,
     ExpireRequest,
     FailRequest,
+    ForgetWorkersRequest,
     HeartbeatRequest,
     HeartbeatStatus,
     JobFilter,
@@ -50,10 +51,13 @@ from conveyor.backend.protocol import (
     RedriveRequest,
     ReleaseRequest,
     RevokeKeyRequest,
+    WorkerBeat,
+    WorkerRecord,
 )
 from conveyor.backend.rows import row_to_event, row_to_job
 from conveyor.backend.sqlfile import load_queries, migration_files
 from conveyor.backend.sqlite.limits import claim_within_limits, find_unique, limit_columns
+from conveyor.backend.workers import row_to_worker
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -65,6 +69,7 @@ from conveyor.errors import (
     QueueFull,
 )
 from conveyor.types import (
+    DependencyPolicy,
     Job,
     JobEvent,
     JobState,
@@ -258,25 +263,29 @@ class SQLiteBackend:
                 raise QueueFull(req.queue, depth, req.max_depth)
 
         deps = list(dict.fromkeys(req.depends_on))
-        unfinished: list[str] = []
-        canceled_dep: str | None = None
+        dep_states: list[tuple[str, JobState | None]] = []
         for dep in deps:
             row = conn.execute(SQL["get_job"], {"id": dep}).fetchone()
             if row is None or row["tenant"] != req.tenant:
                 raise DependencyError(f"dependency {dep!r} does not exist")
-            if row["state"] == JobState.CANCELED.value:
-                canceled_dep = dep
-            elif row["state"] != JobState.SUCCEEDED.value:
-                unfinished.append(dep)
+            dep_states.append((dep, JobState(row["state"])))
+        outcome = states.dependent_outcome(req.on_dependency_failure, req.quorum, [st for _, st in dep_states])
+        # Every dependency that may still change is linked, a failed one too (a redrive may
+        # bring it back); a succeeded or canceled one never changes again.
+        linked = [dep for dep, st in dep_states if st not in (JobState.SUCCEEDED, JobState.CANCELED)]
 
         run_at = req.run_at if req.run_at is not None else now + (req.delay or 0.0)
         state = states.initial_state(
-            canceled_dependency=canceled_dep is not None, unfinished_dependencies=len(unfinished), due=run_at <= now
+            canceled_dependency=outcome is states.DependentOutcome.CANCEL,
+            unfinished_dependencies=int(outcome is states.DependentOutcome.WAIT),
+            due=run_at <= now,
         )
         error = None
         finished_at = None
         if state is JobState.CANCELED:
-            error = {"type": "DependencyCanceled", "message": f"dependency {canceled_dep} was canceled"}
+            lost = states.first_lost(req.on_dependency_failure, dep_states) or deps[0]
+            lost_row = conn.execute(SQL["get_job"], {"id": lost}).fetchone()
+            error = states.dependency_failed_error(lost, lost_row["step"], JobState(lost_row["state"]))
             finished_at = now
         elif state is JobState.QUEUED:
             run_at = min(run_at, now)
@@ -301,14 +310,21 @@ class SQLiteBackend:
                     "error": serde.dumps(error) if error else None,
                     "idempotency_key": req.idempotency_key,
                     "depends_on": serde.dumps(deps),
-                    "pending_deps": len(unfinished),
+                    "pending_deps": len(linked),
+                    "deps_total": len(deps),
+                    **ended_params([st for _, st in dep_states]),
                     "callback_url": req.callback_url,
+                    "workflow_id": req.workflow_id,
+                    "step": req.step,
+                    "on_dependency_failure": req.on_dependency_failure.value,
+                    "quorum": req.quorum,
+                    "trace_context": None if req.trace_context is None else serde.dumps(req.trace_context),
                     **limit_columns(req),
                 },
             )
         except sqlite3.IntegrityError:
             raise DuplicateJobId(f"a job with id {job_id!r} already exists") from None
-        for dep in unfinished:
+        for dep in linked if state is not JobState.CANCELED else []:
             conn.execute(SQL["insert_dep"], {"depends_on": dep, "job_id": job_id})
         if req.idempotency_key is not None:
             conn.execute(
@@ -356,6 +372,7 @@ class SQLiteBackend:
                     "queue": flt.queue,
                     "task": flt.task,
                     "states": serde.dumps([s.value for s in flt.states]) if flt.states else None,
+                    "workflow": flt.workflow,
                     "cursor": flt.cursor,
                     "limit": flt.limit + 1,
                 },
@@ -449,20 +466,33 @@ class SQLiteBackend:
 
         return await self._run(run)
 
-    def _release_dependents(self, conn: sqlite3.Connection, job_id: str, now: float) -> None:
-        for dep in conn.execute(SQL["dependents"], {"id": job_id}).fetchall():
-            row = conn.execute(SQL["dependency_satisfied"], {"id": dep["job_id"], "now": now}).fetchone()
-            if row is not None and row["pending_deps"] <= 0:
-                released = conn.execute(SQL["release_dependent"], {"id": dep["job_id"], "now": now}).fetchone()
+    def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
+        """``job_id`` just ended in ``state``: count it on each waiting dependent, then release,
+        cancel or keep each as ``states.dependent_outcome_counts`` decides, cascading through
+        the dependents canceled here (depth first, in id order)."""
+        rows = conn.execute(SQL["count_ending"], {"id": job_id, "state": state.value}).fetchall()
+        for dep in sorted(rows, key=lambda r: r["id"]):
+            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
+            policy = DependencyPolicy(dep["on_dependency_failure"])
+            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
+            if outcome is states.DependentOutcome.RELEASE:
+                released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
                 if released is not None:
-                    self._event(conn, dep["job_id"], now, "state", released["state"])
+                    self._event(conn, dep["id"], now, "state", released["state"])
+            elif outcome is states.DependentOutcome.CANCEL:
+                step = conn.execute(SQL["job_step"], {"id": job_id}).fetchone()["step"]
+                error = states.dependency_failed_error(job_id, step, state)
+                params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
+                if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
+                    self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
+                    self._settle_dependents(conn, dep["id"], JobState.CANCELED, now)
 
     def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
         params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
         if conn.execute(SQL["complete"], params).fetchone() is None:
             return False
         self._event(conn, req.job_id, now, "state", "succeeded")
-        self._release_dependents(conn, req.job_id, now)
+        self._settle_dependents(conn, req.job_id, JobState.SUCCEEDED, now)
         return True
 
     async def complete(self, req: CompleteRequest) -> bool:
@@ -497,6 +527,8 @@ class SQLiteBackend:
                 if conn.execute(SQL["fail"], params).fetchone() is None:
                     return None
                 self._event(conn, req.job_id, now, "state", req.state.value, error=req.error)
+                if req.state is JobState.FAILED:
+                    self._settle_dependents(conn, req.job_id, JobState.FAILED, now)
                 return req.state
 
         return await self._run(run)
@@ -553,8 +585,7 @@ class SQLiteBackend:
         if conn.execute(SQL["cancel"], {"id": job_id, "error": error, "now": now}).fetchone() is None:
             return False
         self._event(conn, job_id, now, "state", "canceled", reason=reason)
-        for dep in conn.execute(SQL["waiting_dependents"], {"id": job_id}).fetchall():
-            self._cancel_one(conn, dep["job_id"], f"dependency {job_id} was canceled", now)
+        self._settle_dependents(conn, job_id, JobState.CANCELED, now)
         return True
 
     async def cancel(self, req: CancelRequest) -> Job:
@@ -587,6 +618,7 @@ class SQLiteBackend:
                 for job_id in ids:
                     if conn.execute(SQL["redrive"], {"id": job_id, "now": now}).fetchone() is not None:
                         self._event(conn, job_id, now, "state", "queued", reason="redriven")
+                        conn.execute(SQL["uncount_failure"], {"id": job_id})
                         moved += 1
                 return moved
 
@@ -645,6 +677,8 @@ class SQLiteBackend:
                     }
                     if conn.execute(SQL["expire"], params).fetchone() is not None:
                         self._event(conn, e.job_id, now, "state", e.state.value, error=e.error)
+                        if e.state is JobState.FAILED:
+                            self._settle_dependents(conn, e.job_id, JobState.FAILED, now)
                         moved.append(e.job_id)
             return moved
 
@@ -754,6 +788,41 @@ class SQLiteBackend:
             return bool(conn.execute(SQL["revoke_api_key"], params).rowcount == 1)
 
         return await self._run(run)
+
+    # -- live worker nodes --------------------------------------------------------------------
+
+    async def beat_worker(self, beat: WorkerBeat) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            params = {"worker_id": beat.worker_id, "info": serde.dumps(beat.info), "now": self._clock()}
+            conn.execute(SQL["beat_worker"], params)
+
+        await self._run(run)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        def run(conn: sqlite3.Connection) -> list[WorkerRecord]:
+            return [row_to_worker(r) for r in conn.execute(SQL["list_workers"], {"now": self._clock()})]
+
+        return await self._run(run)
+
+    async def forget_workers(self, req: ForgetWorkersRequest) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            if req.worker_id is not None:
+                return int(conn.execute(SQL["forget_worker"], {"worker_id": req.worker_id}).rowcount)
+            if req.silent_for is None:
+                return 0
+            params = {"now": self._clock(), "silent_for": req.silent_for}
+            return int(conn.execute(SQL["forget_silent_workers"], params).rowcount)
+
+        return await self._run(run)
+
+
+OK, FAILED, CANCELED = JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED
+
+
+def ended_params(dependency_states: list[JobState | None]) -> dict[str, int]:
+    """The counts a new job starts with: its dependencies already succeeded / failed / canceled."""
+    ended = states.ended_counts(dependency_states)
+    return {"deps_succeeded": ended[OK], "deps_failed": ended[FAILED], "deps_canceled": ended[CANCELED]}
 
 
 def is_unavailable(exc: sqlite3.Error) -> bool:

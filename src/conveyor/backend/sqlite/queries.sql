@@ -12,6 +12,9 @@ INSERT INTO schema_migrations (name, applied_at) VALUES (:name, :now)
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id
 
+-- name: job_step
+SELECT step FROM jobs WHERE id = :id
+
 -- name: find_idempotency_key
 SELECT job_id, payload_hash, expires_at FROM idempotency_keys WHERE tenant = :tenant AND key = :key
 
@@ -28,11 +31,13 @@ SELECT count(*) FROM jobs WHERE queue = :queue AND state IN ('waiting', 'schedul
 -- name: insert_job
 INSERT INTO jobs (id, task, queue, tenant, args, state, priority, attempts, max_attempts, timeout,
                   retry, run_at, created_at, updated_at, finished_at, error, idempotency_key,
-                  depends_on, pending_deps, callback_url,
+                  depends_on, pending_deps, callback_url, workflow_id, step, on_dependency_failure, quorum,
+                  deps_total, deps_succeeded, deps_failed, deps_canceled, trace_context,
                   concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key)
 VALUES (:id, :task, :queue, :tenant, :args, :state, :priority, 0, :max_attempts, :timeout,
         :retry, :run_at, :now, :now, :finished_at, :error, :idempotency_key,
-        :depends_on, :pending_deps, :callback_url,
+        :depends_on, :pending_deps, :callback_url, :workflow_id, :step, :on_dependency_failure, :quorum,
+        :deps_total, :deps_succeeded, :deps_failed, :deps_canceled, :trace_context,
         :concurrency_key, :concurrency_limit, :rate_key, :rate_limit, :rate_period, :unique_key)
 
 -- name: find_unique_active
@@ -102,13 +107,25 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 
--- name: dependents
-SELECT job_id FROM job_deps WHERE depends_on = :id
+-- name: count_ending
+-- Dependency :id just ended in :state: count it on each waiting dependent and return what
+-- states.dependent_outcome_counts needs to decide.
+UPDATE jobs
+SET deps_succeeded = deps_succeeded + (:state = 'succeeded'), deps_failed = deps_failed + (:state = 'failed'),
+    deps_canceled = deps_canceled + (:state = 'canceled')
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting'
+RETURNING id, on_dependency_failure, quorum, deps_total, deps_succeeded, deps_failed, deps_canceled
 
--- name: dependency_satisfied
-UPDATE jobs SET pending_deps = pending_deps - 1, updated_at = :now
+-- name: uncount_failure
+-- Dependency :id was redriven: it is no longer failed for its waiting dependents.
+UPDATE jobs SET deps_failed = deps_failed - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting' AND deps_failed > 0
+
+-- name: cancel_dependent
+UPDATE jobs
+SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now
 WHERE id = :id AND state = 'waiting'
-RETURNING pending_deps, run_at
+RETURNING id
 
 -- name: release_dependent
 UPDATE jobs
@@ -148,10 +165,6 @@ UPDATE jobs
 SET state = 'canceled', error = :error, finished_at = :now, updated_at = :now, lease_expires_at = NULL
 WHERE id = :id AND state IN ('waiting', 'scheduled', 'queued', 'running')
 RETURNING id
-
--- name: waiting_dependents
-SELECT d.job_id FROM job_deps d JOIN jobs j ON j.id = d.job_id
-WHERE d.depends_on = :id AND j.state = 'waiting'
 
 -- name: redrive
 UPDATE jobs
@@ -253,6 +266,7 @@ WHERE (:tenant IS NULL OR tenant = :tenant)
   AND (:queue IS NULL OR queue = :queue)
   AND (:task IS NULL OR task = :task)
   AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+  AND (:workflow IS NULL OR workflow_id = :workflow)
   AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC
 LIMIT :limit
@@ -285,3 +299,16 @@ DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(:seqs))
 -- name: next_due
 SELECT min(run_at) AS due FROM jobs
 WHERE state = 'scheduled' AND queue IN (SELECT value FROM json_each(:queues))
+
+-- name: beat_worker
+INSERT INTO workers (worker_id, info, started_at, last_seen) VALUES (:worker_id, :info, :now, :now)
+ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen
+
+-- name: list_workers
+SELECT worker_id, info, started_at, last_seen, :now - last_seen AS silent_for FROM workers ORDER BY worker_id
+
+-- name: forget_worker
+DELETE FROM workers WHERE worker_id = :worker_id
+
+-- name: forget_silent_workers
+DELETE FROM workers WHERE last_seen <= :now - :silent_for

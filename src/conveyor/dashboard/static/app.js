@@ -91,6 +91,24 @@ async function deadLetters() {
     data.jobs.length ? table : el("p", { class: "muted", text: "No dead letters." }));
 }
 
+// Worker nodes of the whole fleet, from the engine's registry (text only, never innerHTML).
+function ago(seconds) { return seconds < 60 ? `${seconds.toFixed(1)} s ago` : `${Math.round(seconds / 60)} min ago`; }
+async function workers() {
+  const data = await api("/v1/workers");
+  const head = ["Worker", "Status", "Host", "PID", "Queues", "In flight", "Executors", "Last beat", "Version"];
+  const table = el("table", { class: "workers" }, el("tr", {}, ...head.map((h) => el("th", { text: h }))));
+  for (const w of data.workers) {
+    const status = w.alive ? (w.state || "running") : "dead";
+    table.append(el("tr", {}, el("td", { text: w.worker_id }), el("td", { class: w.alive ? "s-running" : "s-failed", text: status }),
+      el("td", { text: w.host }), el("td", { text: w.pid }), el("td", { text: (w.queues || []).join(", ") }),
+      el("td", { text: w.in_flight }), el("td", { text: w.executors }), el("td", { text: ago(w.silent_for) }),
+      el("td", { text: w.version })));
+  }
+  view.replaceChildren(el("h2", { text: "Workers" }),
+    el("p", { class: "muted", text: `${data.alive} alive, ${data.dead} dead (a node is dead after missing 3 beats)` }),
+    data.workers.length ? table : el("p", { class: "muted", text: "No worker nodes registered." }));
+}
+
 // The job view: one GET, then each SSE event updates it in place. Only a change of state or a
 // new artifact (the status body has things the event does not: result, error, artifact sizes)
 // fetches the job again.
@@ -109,6 +127,10 @@ async function jobDetail(id) {
     }
     prog.replaceChildren(progressNode(j.progress));
     const parts = [];
+    if (j.workflow_id) {
+      parts.push(el("p", { class: "workflow" }, "Step ", el("b", { text: j.step || "(unnamed)" }), " of workflow ",
+        el("a", { href: `#/workflows/${encodeURIComponent(j.workflow_id)}`, id: "workflow-link", text: j.workflow_id })));
+    }
     if (j.artifacts.length) {
       const files = el("p", {}, "Files: ");
       j.artifacts.forEach((a, i) => files.append(i ? ", " : "", el("a", { href: a.url, text: a.name }), ` (${a.size} B)`));
@@ -152,14 +174,95 @@ async function jobDetail(id) {
   for (const t of ["enqueued", "state", "progress", "artifact"]) source.addEventListener(t, onEvent);
 }
 
+// The workflow view: the steps in layers (a step sits one layer right of its deepest dependency),
+// dependency edges drawn as SVG lines, an aggregate progress bar; follows the workflow's stream.
+const SVG = "http://www.w3.org/2000/svg";
+const MAX_DRAWN_EDGES = 400;
+async function workflowDetail(id) {
+  const path = `/v1/workflows/${encodeURIComponent(id)}`;
+  let w = await api(path);
+  const head = el("p", { id: "workflow-head" }), graph = el("div", { class: "dag", id: "dag" });
+  const failed = el("div", { id: "failed" });
+  const draw = () => {
+    const fraction = w.progress ?? 0;
+    head.replaceChildren(el("span", { class: `s-${w.state}`, id: "workflow-state", text: w.state }), ` (${w.status}) — ${w.steps.length} steps, `,
+      el("progress", { max: "100", value: String(Math.round(fraction * 100)), id: "workflow-progress" }), " ", percent(fraction), " ",
+      el("span", { class: "muted", text: Object.entries(w.counts).filter(([, n]) => n).map(([s, n]) => `${n} ${s}`).join(", ") }), " ");
+    if (!["succeeded", "failed", "canceled"].includes(w.state)) {
+      const cancel = el("button", { id: "cancel-workflow", text: "Cancel workflow" });
+      cancel.onclick = async () => {
+        if (!confirm("Cancel every unfinished step of this workflow?")) return;
+        w = await api(`${path}:cancel`, { method: "POST" }); draw();
+      };
+      head.append(cancel);
+    }
+    const names = Object.fromEntries(w.steps.map((s) => [s.id, s.step || s.id.slice(0, 13) + "…"]));
+    const layers = [];
+    for (const s of w.steps) (layers[s.layer] ||= []).push(s);
+    const columns = layers.map((steps, n) => el("div", { class: "layer", "data-layer": String(n) }, ...steps.map((s) => {
+      const box = el("div", { class: "step", id: `step-${s.id}`, "data-step": s.step || "", "data-state": s.state },
+        el("a", { href: `#/jobs/${encodeURIComponent(s.id)}`, class: "step-name", text: s.step || s.id.slice(0, 13) + "…" }),
+        el("div", { class: "muted", text: s.task }), el("div", { class: `s-${s.state}`, text: s.state }), progressNode(s.progress));
+      if (s.depends_on.length) box.append(el("div", { class: "deps muted", text: "after " + s.depends_on.map((d) => names[d] || d.slice(0, 13)).join(", ") }));
+      if (s.error) box.append(el("div", { class: "error" }, el("b", { text: s.error.type || "Error" }), ": ", s.error.message || ""));
+      return box;
+    })));
+    const svg = document.createElementNS(SVG, "svg");
+    svg.setAttribute("class", "edges");
+    graph.replaceChildren(svg, ...columns);
+    failed.replaceChildren(...(w.failed_steps.length ? [el("h3", { text: "Failed steps" }),
+      ...w.failed_steps.map((fid) => el("p", {}, el("a", { href: `#/jobs/${encodeURIComponent(fid)}`, text: names[fid] || fid })))] : []));
+    edges(svg, w.steps);
+    stamp();
+  };
+  view.replaceChildren(el("h2", { text: `Workflow ${w.id}` }), head, graph, failed);
+  draw();
+  const source = new EventSource(`${path}/events`);
+  stream = source;
+  let pending = null;
+  const refetch = () => {  // coalesced: a burst of step events costs one GET
+    pending = pending || api(path).then((fresh) => { w = fresh; draw(); }).catch(() => {}).finally(() => { pending = null; });
+  };
+  source.addEventListener("step", refetch);
+  source.addEventListener("workflow", (e) => {
+    const data = JSON.parse(e.data);
+    if (["succeeded", "failed", "canceled"].includes(data.state)) source.close();
+    refetch();
+  });
+}
+function edges(svg, steps) {
+  const box = svg.parentNode.getBoundingClientRect();
+  svg.setAttribute("width", String(svg.parentNode.scrollWidth));
+  svg.setAttribute("height", String(svg.parentNode.scrollHeight));
+  const marker = document.createElementNS(SVG, "marker"), tip = document.createElementNS(SVG, "path"), defs = document.createElementNS(SVG, "defs");
+  for (const [k, v] of Object.entries({ id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" })) marker.setAttribute(k, v);
+  tip.setAttribute("d", "M 0 0 L 10 5 L 0 10 z");
+  tip.setAttribute("class", "arrow");
+  marker.append(tip); defs.append(marker); svg.append(defs);
+  let drawn = 0;
+  for (const s of steps) for (const d of s.depends_on) {
+    const from = document.getElementById(`step-${d}`), to = document.getElementById(`step-${s.id}`);
+    if (!from || !to || ++drawn > MAX_DRAWN_EDGES) continue;
+    const a = from.getBoundingClientRect(), b = to.getBoundingClientRect();
+    const line = document.createElementNS(SVG, "line");
+    line.setAttribute("x1", String(a.right - box.left)); line.setAttribute("y1", String(a.top + a.height / 2 - box.top));
+    line.setAttribute("x2", String(b.left - box.left)); line.setAttribute("y2", String(b.top + b.height / 2 - box.top));
+    line.setAttribute("class", "edge");
+    line.setAttribute("marker-end", "url(#arrow)");
+    svg.append(line);
+  }
+}
+
 async function render() {
   if (stream) { stream.close(); stream = null; }
   clearInterval(timer);
   const hash = location.hash || "#/";
   try {
     if (hash.startsWith("#/jobs/")) return await jobDetail(decodeURIComponent(hash.slice(7)));
+    if (hash.startsWith("#/workflows/")) return await workflowDetail(decodeURIComponent(hash.slice(12)));
     if (hash.startsWith("#/jobs")) await jobList();
     else if (hash.startsWith("#/dead")) await deadLetters();
+    else if (hash.startsWith("#/workers")) await workers();
     else await overview();
     timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
     stamp();
@@ -171,10 +274,11 @@ async function render() {
 // view last matched the server, and says so when a refresh failed.
 async function refresh() {
   const hash = location.hash || "#/";
-  if (hash.startsWith("#/jobs/")) return;
+  if (hash.startsWith("#/jobs/") || hash.startsWith("#/workflows/")) return;
   try {
     if (hash.startsWith("#/dead")) await deadLetters();
     else if (hash.startsWith("#/jobs")) await jobList();
+    else if (hash.startsWith("#/workers")) await workers();
     else await overview();
     stamp();
   } catch (err) {

@@ -8,7 +8,7 @@ for i = 3, #ARGV, 3 do
   if running_with(j, token) then
     transition(j, 'succeeded', {result = result, finished_at = fmt(NOW), lease_expires_at = NULL, progress = '1.0', error = NULL})
     event(id, 'state', 'succeeded', '{}')
-    release_dependents(id)
+    settle_dependents(id, 'succeeded')
     out[#out + 1] = 1
   else
     out[#out + 1] = 0

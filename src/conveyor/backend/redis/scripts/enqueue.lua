@@ -10,7 +10,7 @@ local reqs = cjson.decode(ARGV[3])
 local LIMIT_FIELDS = {concurrency_key = 'ckey', concurrency_limit = 'climit', rate_key = 'rkey',
   rate_limit = 'rlimit', rate_period = 'rperiod', unique_key = 'ukey'}
 local INITIAL = cjson.decode(ARGV[4])
-local made = {}    -- job id -> {tenant, state} created by this batch
+local made = {}    -- job id -> {tenant, state, step} created by this batch
 local ikeys = {}   -- idempotency key name -> {job_id, digest, expires_at} written by this batch
 local depth = {}   -- queue -> pending jobs this batch adds
 local uniques = {} -- unique key name -> job id created by this batch
@@ -67,32 +67,42 @@ local function plan_one(r)
       return {err = {'queue_full', r.queue, d, r.max_depth}}
     end
   end
-  local unfinished, canceled_dep = {}, nil
+  -- Every dependency that may still change is linked, a failed one too (a redrive may bring it
+  -- back); the outcome is settle_dependents' rule applied at once (lib.lua).
+  local unfinished, ended, lost = {}, {succeeded = 0, failed = 0, canceled = 0}, nil
   for _, dep in ipairs(r.deps) do
-    local tenant, state
+    local tenant, state, step
     if made[dep] then
-      tenant, state = made[dep].tenant, made[dep].state
+      tenant, state, step = made[dep].tenant, made[dep].state, made[dep].step
     else
-      local v = redis.call('HMGET', jkey(dep), 'tenant', 'state')
-      tenant, state = v[1], v[2]
+      local v = redis.call('HMGET', jkey(dep), 'tenant', 'state', 'step')
+      tenant, state, step = v[1], v[2], v[3]
     end
     if not tenant or tenant ~= r.tenant then
       return {err = {'dependency', dep}}
     end
-    if state == 'canceled' then
-      canceled_dep = dep
-    elseif state ~= 'succeeded' then
+    if ended[state] then
+      ended[state] = ended[state] + 1
+    end
+    if not lost and LOST[r.policy][state] then
+      lost = dependency_error(dep, step, state)
+    end
+    if state ~= 'canceled' and state ~= 'succeeded' then
       unfinished[#unfinished + 1] = dep
     end
+  end
+  local outcome = dependent_outcome(r.policy, r.quorum, #r.deps, ended)
+  if outcome == 'cancel' then
+    unfinished = {}
   end
   if made[r.id] or redis.call('EXISTS', jkey(r.id)) == 1 then
     return {err = {'duplicate_id', r.id}}
   end
   local run_at = r.run_at or (NOW + (r.delay or 0))
   local fact = 'due'
-  if canceled_dep then
+  if outcome == 'cancel' then
     fact = 'canceled'
-  elseif #unfinished > 0 then
+  elseif outcome == 'wait' then
     fact = 'waiting'
   elseif run_at > NOW then
     fact = 'future'
@@ -101,7 +111,7 @@ local function plan_one(r)
   if state == 'queued' then
     run_at = math.min(run_at, NOW)
   end
-  made[r.id] = {tenant = r.tenant, state = state}
+  made[r.id] = {tenant = r.tenant, state = state, step = r.step}
   if state ~= 'canceled' then
     depth[r.queue] = (depth[r.queue] or 0) + 1
   end
@@ -111,7 +121,7 @@ local function plan_one(r)
   if ukey then
     uniques[ukey] = r.id
   end
-  return {ukey = ukey, r = r, state = state, run_at = run_at, unfinished = unfinished, canceled_dep = canceled_dep, ikey = ikey}
+  return {ukey = ukey, r = r, state = state, run_at = run_at, unfinished = unfinished, lost = lost, ikey = ikey, ended = ended}
 end
 
 local plans = {}
@@ -130,7 +140,19 @@ local function apply(p)
   local h = {'id', r.id, 'task', r.task, 'queue', r.queue, 'tenant', r.tenant, 'args', r.args,
     'state', p.state, 'priority', j.priority, 'attempts', '0', 'max_attempts', tostring(r.max_attempts),
     'retry', r.retry, 'run_at', j.run_at, 'created_at', fmt(NOW), 'updated_at', fmt(NOW),
-    'depends_on', r.deps_json, 'artifacts', '[]', 'pending_deps', tostring(#p.unfinished), 'digest', r.digest}
+    'depends_on', r.deps_json, 'artifacts', '[]', 'pending_deps', tostring(#p.unfinished), 'digest', r.digest,
+    'on_dependency_failure', r.policy, 'deps_total', tostring(#r.deps), 'deps_succeeded',
+    tostring(p.ended.succeeded), 'deps_failed', tostring(p.ended.failed), 'deps_canceled', tostring(p.ended.canceled)}
+  for _, name in ipairs({'workflow_id', 'step'}) do
+    if r[name] then
+      h[#h + 1] = name
+      h[#h + 1] = r[name]
+    end
+  end
+  if r.quorum then
+    h[#h + 1] = 'quorum'
+    h[#h + 1] = tostring(r.quorum)
+  end
   if r.timeout then
     h[#h + 1] = 'timeout'
     h[#h + 1] = fmt(r.timeout)
@@ -142,6 +164,10 @@ local function apply(p)
   if r.callback_url then
     h[#h + 1] = 'callback_url'
     h[#h + 1] = r.callback_url
+  end
+  if r.trace_context then
+    h[#h + 1] = 'trace_context'
+    h[#h + 1] = r.trace_context
   end
   for field, name in pairs(LIMIT_FIELDS) do
     if r[name] then
@@ -157,10 +183,13 @@ local function apply(p)
     h[#h + 1] = 'finished_at'
     h[#h + 1] = j.finished_at
     h[#h + 1] = 'error'
-    h[#h + 1] = cjson.encode({type = 'DependencyCanceled', message = 'dependency ' .. p.canceled_dep .. ' was canceled'})
+    h[#h + 1] = cjson.encode(p.lost)
   end
   redis.call('HSET', jkey(r.id), unpack(h))
   redis.call('ZADD', B .. ':ids', 0, r.id)
+  if r.workflow_id then
+    redis.call('ZADD', B .. ':wf:' .. r.workflow_id, 0, r.id)
+  end
   redis.call('SADD', B .. ':queues', r.queue)
   count(j, p.state, 1)
   index_add(j, p.state)

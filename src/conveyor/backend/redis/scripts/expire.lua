@@ -14,6 +14,9 @@ for i = 3, #ARGV, 4 do
       transition(j, state, {error = err, lease_expires_at = NULL})
     end
     event(id, 'state', state, '{"error":' .. err .. '}')
+    if state == 'failed' then
+      settle_dependents(id, 'failed')
+    end
     out[#out + 1] = id
   elseif RETRY and j and j.lease_token == token and j.state == state then
     out[#out + 1] = id

@@ -15,4 +15,7 @@ else
   transition(j, state, {error = err, run_at = fmt(NOW + math.max(0, delay)), lease_expires_at = NULL})
 end
 event(id, 'state', state, '{"error":' .. err .. '}')
+if state == 'failed' then
+  settle_dependents(id, 'failed')
+end
 return state

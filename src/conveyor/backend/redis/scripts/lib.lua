@@ -182,14 +182,74 @@ local function promote_queue(queue, limit)
   return #ids
 end
 
--- Waiting dependents whose every dependency has now succeeded go to queued (or scheduled).
-local function release_dependents(id)
+-- DEP_RULES (put in front of this library by scripts.py) is states.dependency_rules_table():
+-- per policy, the dependency states that count as done and as lost. As sets:
+local DONE, LOST = {}, {}
+for policy, rule in pairs(DEP_RULES.rules) do
+  DONE[policy], LOST[policy] = {}, {}
+  for _, s in ipairs(rule.done) do
+    DONE[policy][s] = true
+  end
+  for _, s in ipairs(rule.lost) do
+    LOST[policy][s] = true
+  end
+end
+
+-- states.dependent_outcome_counts: 'release' once enough dependencies are done, 'cancel' once
+-- the quorum (all by default) can no longer be reached, else 'wait'. `ended` maps a terminal
+-- state to how many of the `total` dependencies are in it now.
+local function dependent_outcome(policy, quorum, total, ended)
+  local done, lost = 0, 0
+  for s, n in pairs(ended) do
+    if DONE[policy][s] then
+      done = done + n
+    elseif LOST[policy][s] then
+      lost = lost + n
+    end
+  end
+  local need = total
+  if quorum and quorum < need then
+    need = quorum
+  end
+  if done >= need then
+    return 'release'
+  end
+  if total - lost < need then
+    return 'cancel'
+  end
+  return 'wait'
+end
+
+-- states.dependency_failed_error
+local function dependency_error(dep, step, state)
+  local name = 'dependency ' .. dep
+  if step and step ~= '' then
+    name = name .. ' (' .. step .. ')'
+  end
+  local verb = 'failed'
+  if state == 'canceled' then
+    verb = 'was canceled'
+  end
+  return {type = 'DependencyFailed', message = name .. ' ' .. verb, dependency = dep}
+end
+
+-- Job `id` just ended in `state` (this script): count it on each waiting dependent (the
+-- deps_<state> fields), then release, cancel or keep each as dependent_outcome decides, depth
+-- first in id order, cascading through the dependents canceled here. A failed job keeps its
+-- dependents set: a redrive may still end it otherwise (redrive.lua uncounts the failure).
+local function settle_dependents(id, state)
   local key = B .. ':dependents:' .. id
-  for _, dep in ipairs(redis.call('SMEMBERS', key)) do
+  local dependents = redis.call('SMEMBERS', key)
+  table.sort(dependents)
+  for _, dep in ipairs(dependents) do
     local d = load(dep)
     if d and d.state == 'waiting' then
-      local left = redis.call('HINCRBY', jkey(dep), 'pending_deps', -1)
-      if left <= 0 then
+      redis.call('HINCRBY', jkey(dep), 'deps_' .. state, 1)
+      local v = redis.call('HMGET', jkey(dep), 'on_dependency_failure', 'quorum', 'deps_total', 'deps_succeeded',
+        'deps_failed', 'deps_canceled')
+      local ended = {succeeded = tonumber(v[4] or '0'), failed = tonumber(v[5] or '0'), canceled = tonumber(v[6] or '0')}
+      local outcome = dependent_outcome(v[1] or 'cancel', tonumber(v[2] or ''), tonumber(v[3] or '0'), ended)
+      if outcome == 'release' then
         local run_at = math.max(tonumber(d.run_at), NOW)
         local new = 'queued'
         if run_at > NOW then
@@ -197,10 +257,17 @@ local function release_dependents(id)
         end
         transition(d, new, {run_at = fmt(run_at)})
         event(dep, 'state', new, '{}')
+      elseif outcome == 'cancel' then
+        local err = dependency_error(id, redis.call('HGET', jkey(id), 'step'), state)
+        transition(d, 'canceled', {error = cjson.encode(err), finished_at = fmt(NOW), lease_expires_at = NULL})
+        event(dep, 'state', 'canceled', cjson.encode({reason = err.message, error = err}))
+        settle_dependents(dep, 'canceled')
       end
     end
   end
-  redis.call('DEL', key)
+  if state ~= 'failed' then
+    redis.call('DEL', key)
+  end
 end
 
 local function running_with(j, token)

@@ -1,8 +1,13 @@
 -- list_jobs: ARGV[3] tenant, [4] queue, [5] task ("" = any), [6] states (comma list, "" = any),
--- [7] cursor ("" = from the newest), [8] limit. Walks ids newest first and returns
+-- [7] cursor ("" = from the newest), [8] limit, [9] workflow ("" = any; walks that workflow's
+-- index instead of every id). Walks ids newest first and returns
 -- {next_cursor or "", job, job, ...}. At most `budget` ids are looked at per call so a rare
 -- filter never blocks Redis: the page may then be short, with a cursor to continue from.
 local tenant, queue, task, states, cursor, limit = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local index = B .. ':ids'
+if ARGV[9] and ARGV[9] ~= '' then
+  index = B .. ':wf:' .. ARGV[9]
+end
 local wanted = nil
 if states ~= '' then
   wanted = {}
@@ -17,7 +22,7 @@ if cursor ~= '' then
 end
 local found, last = {}, nil
 while budget > 0 and #found <= limit do
-  local ids = redis.call('ZREVRANGEBYLEX', B .. ':ids', max, '-', 'LIMIT', 0, chunk)
+  local ids = redis.call('ZREVRANGEBYLEX', index, max, '-', 'LIMIT', 0, chunk)
   if #ids == 0 then
     last = nil
     break

@@ -17,6 +17,10 @@ for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
         redis.call('HDEL', B .. ':outbox:e', seq)
         redis.call('ZREM', B .. ':outbox', seq)
       end
+      local wf = redis.call('HGET', jkey(id), 'workflow_id')
+      if wf then
+        redis.call('ZREM', B .. ':wf:' .. wf, id)
+      end
       local u = redis.call('HMGET', jkey(id), 'unique_key', 'tenant')
       if u[1] then -- the unique key names this job no more (limits: enqueue.lua)
         local ukey = B .. ':unique:' .. #u[2] .. ':' .. u[2] .. ':' .. u[1]

@@ -28,6 +28,12 @@ for _, id in ipairs(ids) do
     transition(j, 'queued', {attempts = '0', run_at = fmt(NOW), finished_at = NULL, lease_expires_at = NULL,
       lease_token = NULL, worker_id = NULL})
     event(id, 'state', 'queued', '{"reason":"redriven"}')
+    -- no longer failed for its waiting dependents (settle_dependents counted it)
+    for _, dep in ipairs(redis.call('SMEMBERS', B .. ':dependents:' .. id)) do
+      if redis.call('HGET', jkey(dep), 'state') == 'waiting' then
+        redis.call('HINCRBY', jkey(dep), 'deps_failed', -1)
+      end
+    end
     moved = moved + 1
   end
 end
