@@ -51,6 +51,7 @@ from conveyor.types import (
 )
 
 if TYPE_CHECKING:
+    from conveyor.email.settings import EmailSettings
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
 
 T = TypeVar("T")
@@ -81,7 +82,9 @@ class Conveyor:
 
     ``url`` picks the engine (``sqlite:///var/conveyor.db``, ``postgresql://...``,
     ``redis://...``); it defaults to ``$CONVEYOR_URL`` and then to a local SQLite file.
-    ``webhooks`` (endpoints or a ``WebhookSettings``) announces jobs that end, see docs/webhooks.md.
+    ``webhooks`` (endpoints or a ``WebhookSettings``) announces jobs that end, see docs/webhooks.md;
+    ``email`` (an ``EmailSettings``; default: from ``$CONVEYOR_SMTP_URL`` if set) mails them,
+    see docs/notifications-email.md.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Conveyor:
         result_store: ResultStore | str | None = None,
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookSettings | Iterable[WebhookEndpoint] | None = None,
+        email: EmailSettings | None = None,
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
@@ -116,6 +120,13 @@ class Conveyor:
 
             self.webhooks = Settings.of(webhooks)
             install(self, self.webhooks)
+        from conveyor.email.settings import EmailSettings as Email
+
+        self.email: EmailSettings | None = email if email is not None else Email.from_env()
+        if self.email is not None:
+            from conveyor.email.send import install as install_email
+
+            install_email(self, self.email)
 
     # -- tasks --------------------------------------------------------------------------------
 

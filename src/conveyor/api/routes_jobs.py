@@ -22,6 +22,7 @@ from conveyor.api.problems import ProblemError, unavailable
 from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
+from conveyor.email import targets as email_targets
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -261,6 +262,8 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         ) from None
     if body.callback_url is not None:  # stored on the job by the same write: a refused submit leaves nothing
         request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
+    if body.notify is not None:  # joins the callback field: stored by the same write (conveyor/email/targets.py)
+        request = replace(request, callback_url=_notify(svc, request.callback_url, body.notify.email))
     try:
         backend = await svc.backend()
         result = await svc.conveyor.telemetry.timed("enqueue", backend.enqueue(request))
@@ -338,6 +341,15 @@ def _check_storable(body: SubmitRequest) -> None:
         field, reason = found
         errors = [{"field": field, "message": reason}]
         raise ProblemError(422, f"invalid request: {field}: {reason}", kind="invalid-request", errors=errors)
+
+
+def _notify(svc: Service, callback_url: str | None, emails: list[str]) -> str | None:
+    """The stored announcement targets with the submit's email recipients; a 422 without SMTP."""
+    settings = svc.conveyor.email
+    if settings is None or settings.server is None:
+        message = "notify.email is not accepted: this server has no SMTP server configured (--smtp-url)"
+        raise ProblemError(422, message, kind="invalid-request", errors=[{"field": "body.notify", "message": message}])
+    return email_targets.encode(callback_url, emails)
 
 
 async def _callback_url(svc: Service, url: str) -> str:

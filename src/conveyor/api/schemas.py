@@ -171,6 +171,23 @@ def _a_number(value: Any) -> Any:
     return value
 
 
+class NotifyRequest(BaseModel):
+    """``notify`` of a submit: who is told when the job ends (see docs/notifications-email.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: list[Annotated[str, Field(min_length=3, max_length=254)]] = Field(
+        min_length=1, max_length=20, description="Addresses mailed when the job succeeds, fails or is canceled"
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        from conveyor.email.smtp import check_address
+
+        return list(dict.fromkeys(check_address(a) for a in value))
+
+
 class SubmitRequest(BaseModel):
     """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
 
@@ -197,6 +214,8 @@ class SubmitRequest(BaseModel):
             description="http(s) URL notified (Standard Webhooks, signed) when the job succeeds, fails or is canceled",
         )
     )
+
+    notify: NotifyRequest | None = Field(None, description="Email the job's end to these addresses")
 
     @field_validator("callback_url")
     @classmethod

@@ -23,6 +23,23 @@ URL_OPTION = typer.Option(
     help="Engine URL when no --app is given, e.g. sqlite:///var/conveyor.db.",
 )
 
+SMTP_OPTION = typer.Option(
+    None,
+    "--smtp-url",
+    envvar="CONVEYOR_SMTP_URL",
+    help="SMTP server for email notifications: smtp://host:port or smtps://user:pass@host:465.",
+)
+
+
+def use_smtp(url: str | None) -> None:
+    """Hand ``--smtp-url`` to the app (and its executor processes) through ``$CONVEYOR_SMTP_URL``,
+    checked first so a bad URL is one ``error:`` line."""
+    if url:
+        from conveyor.email.smtp import SmtpServer
+
+        SmtpServer.from_url(url)
+        os.environ["CONVEYOR_SMTP_URL"] = url
+
 
 def resolve_app(app_spec: str | None, url: str | None = None) -> Conveyor:
     """The app named by --app, or a bare app on --url for commands that run no task code.

@@ -22,7 +22,7 @@ import time
 import typer
 
 from conveyor.app import Conveyor, load_app
-from conveyor.cli.common import APP_OPTION
+from conveyor.cli.common import APP_OPTION, SMTP_OPTION, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 
@@ -102,6 +102,7 @@ def serve(
     max_streams_per_key: int = typer.Option(
         20, "--max-streams-per-key", help="Concurrent event streams per API key (429 above)."
     ),
+    smtp_url: str | None = SMTP_OPTION,
     public_url: str | None = typer.Option(
         None,
         "--public-url",
@@ -119,6 +120,7 @@ def serve(
         raise ConfigError("--workers must be >= 0, --concurrency, --max-body and --max-streams-per-key >= 1")
     if header_timeout <= 0 or body_timeout <= 0:
         raise ConfigError("--header-timeout and --body-timeout must be positive seconds")
+    use_smtp(smtp_url)
     conveyor = load_app(app_spec)
     metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION
+from conveyor.cli.common import APP_OPTION, SMTP_OPTION, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.worker.config import DAY, AutoscaleConfig, MaintenanceConfig, WorkerConfig, default_worker_id
@@ -46,6 +46,7 @@ def worker(
     scale_down_idle: float | None = typer.Option(
         None, "--scale-down-idle", help="With --max-concurrency: idle seconds before the pool shrinks (30)."
     ),
+    smtp_url: str | None = SMTP_OPTION,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
     summary_interval: float = typer.Option(
@@ -89,6 +90,7 @@ def worker(
     from conveyor.app import load_app
     from conveyor.worker.supervisor import Worker
 
+    use_smtp(smtp_url)
     conveyor = load_app(app_spec)
     code = asyncio.run(Worker(conveyor, config).run())
     raise typer.Exit(code)
