@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from conveyor import Conveyor, QueueConfig, RetryPolicy
-from examples import contacts, demo, report
+from examples import contacts, demo, export, newsletter, report, thumbnails, transcode
 
 app = Conveyor(
     os.environ.get("CONVEYOR_URL", "sqlite:///var/conveyor.db"),
@@ -17,13 +17,23 @@ app = Conveyor(
         QueueConfig("default", max_depth=100_000),
         QueueConfig("reports", max_depth=10_000),
         QueueConfig("imports", max_depth=1_000),
+        QueueConfig("media", max_depth=10_000),
+        QueueConfig("exports", max_depth=1_000),
+        QueueConfig("mail", max_depth=100_000),
     ],
 )
 
 app.task(name="report", queue="reports", timeout=300, max_attempts=3, retry=RetryPolicy(base_delay=2.0))(report.report)
 app.task(name="import_contacts", queue="imports", timeout=600, max_attempts=5)(contacts.import_contacts)
+app.task(name="thumbnails", queue="media", timeout=300, max_attempts=3)(thumbnails.thumbnails)
+app.task(name="transcode", queue="media", timeout=3600, max_attempts=2)(transcode.transcode)
+app.task(name="export", queue="exports", timeout=1800, max_attempts=3)(export.export)
+app.task(name="newsletter", queue="mail", timeout=300, max_attempts=5)(newsletter.newsletter)
+app.task(name=newsletter.CHUNK_TASK, queue="mail", timeout=600, max_attempts=5, retry=RetryPolicy(base_delay=1.0))(
+    newsletter.newsletter_chunk
+)
 app.task(name="countdown", queue="default", timeout=3700)(demo.countdown)
 app.task(name="flaky", queue="default", max_attempts=3, retry=RetryPolicy(base_delay=0.5, max_delay=5.0))(demo.flaky)
 
 QUEUES = tuple(app.queues)
-"""Every queue the example uses: ``conveyor worker --app examples.app:app --queues default,reports,imports``."""
+"""Every queue the example uses: ``conveyor worker --app examples.app:app --queues default,reports,imports,...``."""

@@ -68,8 +68,8 @@ def make_thumbnails(source: Path, out_dir: Path, sizes: list[int], fmt: Format =
 def thumbnails(
     ctx: JobContext,
     image: UploadRef,
-    sizes: Sizes = [1024, 512, 128],
-    format: Format = "jpeg",  # noqa: B006
+    sizes: Sizes = Field(default_factory=lambda: [1024, 512, 128]),
+    format: Format = "jpeg",
 ) -> dict[str, object]:
     """Resize an uploaded image into each size; every thumbnail is an artifact thumb_<size>.<ext>."""
     ctx.progress(0.0, "reading image")

@@ -167,8 +167,8 @@ def run_ffmpeg(args: list[str], on_time: Callable[[float], None], cancelled: Cal
 def transcode(
     ctx: JobContext,
     video: UploadRef,
-    renditions: Renditions = ["1080p", "720p", "480p"],
-    realtime: bool = False,  # noqa: B006
+    renditions: Renditions = Field(default_factory=lambda: ["1080p", "720p", "480p"]),
+    realtime: bool = False,
 ) -> dict[str, object]:
     """Transcode an uploaded video into MP4 renditions, one artifact each (``<name>.mp4``).
 
