@@ -36,6 +36,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
+from conveyor.resources import check_needs, resource_queue
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
@@ -145,6 +146,7 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        resources: dict[str, int] | None = None,
     ) -> Callable[[F], Task]: ...
 
     def task(
@@ -158,13 +160,19 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        resources: dict[str, int] | None = None,
     ) -> Task | Callable[[F], Task]:
-        """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``."""
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``.
+
+        ``resources={"gpu": 1}``: its jobs run only on nodes started with ``--resources gpu=1``
+        (or more), at most as many at once as fit in what the node has (conveyor/resources.py).
+        """
         if max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive seconds")
-        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority)
+        needs = tuple(check_needs(resources or {}).items())
+        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority, needs)
 
         def register(func: F) -> Task:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
@@ -191,7 +199,19 @@ class Conveyor:
         queue that holds jobs), and only these accept submits."""
         from conveyor.webhooks.notifier import WEBHOOK_QUEUE
 
-        return sorted(set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE})
+        return sorted(
+            set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE} | self.resource_queues()
+        )
+
+    def resource_queues(self) -> set[str]:
+        """The queues jobs of resource-bound tasks are routed to (``default@gpu``): workers with
+        ``--resources`` serve them beside their own queues."""
+        return {
+            resource_queue(q, dict(t.options.resources))
+            for t in self.tasks.values()
+            if t.options.resources
+            for q in {t.options.queue, *self.queues}
+        }
 
     # -- engine -------------------------------------------------------------------------------
 
@@ -294,7 +314,8 @@ class Conveyor:
             raise ConfigError("give either delay or run_at, not both")
         if opts.delay is not None and opts.delay < 0:
             raise ConfigError("delay must not be negative")
-        queue = opts.queue or task.options.queue
+        base = opts.queue or task.options.queue
+        queue = resource_queue(base, dict(task.options.resources))
         return EnqueueRequest(
             task=task.name,
             args=clean,
@@ -309,7 +330,7 @@ class Conveyor:
             idempotency_key=opts.idempotency_key,
             idempotency_ttl=self.idempotency_ttl,
             depends_on=tuple(opts.depends_on),
-            max_depth=self.queue_config(queue).max_depth,
+            max_depth=self.queue_config(base).max_depth,
             workflow_id=opts.workflow_id,
             step=opts.step,
             on_dependency_failure=opts.on_dependency_failure,

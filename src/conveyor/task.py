@@ -32,6 +32,8 @@ class TaskOptions:
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     priority: int = 0
+    resources: tuple[tuple[str, int], ...] = ()
+    """What one job needs of a node (``resources={"gpu": 1}``): see conveyor/resources.py."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import typer
 from conveyor.cli.common import APP_OPTION, SMTP_OPTION, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
+from conveyor.resources import parse_resources
 from conveyor.worker.config import DAY, AutoscaleConfig, MaintenanceConfig, WorkerConfig, default_worker_id
 from conveyor.worker.logs import LEVELS, setup_logging
 
@@ -47,6 +48,9 @@ def worker(
         None, "--scale-down-idle", help="With --max-concurrency: idle seconds before the pool shrinks (30)."
     ),
     smtp_url: str | None = SMTP_OPTION,
+    resources: str = typer.Option(
+        "", "--resources", help="What this node has, e.g. gpu=1,ram=64: it runs jobs of tasks that need them."
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
     summary_interval: float = typer.Option(
@@ -79,6 +83,7 @@ def worker(
         worker_id=worker_id if worker_id is not None else default_worker_id(),
         burst=burst,
         summary_interval=summary_interval,
+        resources=parse_resources(resources),
         maintenance=MaintenanceConfig(
             reap_interval=reap_interval or max(0.2, min(5.0, lease / 2)),
             retention=retention_days * DAY,

@@ -25,6 +25,7 @@ import signal
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend
 from conveyor.errors import BackendUnavailable
+from conveyor.resources import ResourceGate, served_queues
 from conveyor.worker.autoscaler import Autoscaler
 from conveyor.worker.capacity import Capacity
 from conveyor.worker.claiming import ClaimLoop
@@ -81,6 +82,7 @@ class Worker:
             log("worker.stop", id=cfg.worker_id, reason="stopped before the engine was reachable")
             return 0
         recorder = OutcomeRecorder(backend, patience=cfg.lease, telemetry=self.app.telemetry)
+        gate = ResourceGate(cfg.resources, served_queues(cfg.queues, cfg.resources, self.app.resource_queues()))
         self._runner = runner = JobRunner(
             self.app,
             self.pool,
@@ -89,16 +91,24 @@ class Worker:
             cfg.async_concurrency,
             cfg.stop_grace,
             self._capacity_changed.set,
+            gate,
         )
         claims = ClaimLoop(
-            backend, cfg, self.capacity, runner, self._capacity_changed, self.shutdown.draining, self.app.telemetry
+            backend,
+            cfg,
+            self.capacity,
+            runner,
+            self._capacity_changed,
+            self.shutdown.draining,
+            self.app.telemetry,
+            gate,
         )
         summary = Summary(self.app.telemetry, cfg.worker_id, cfg.summary_interval)
         self.pool.start()
         log(
             "worker.start",
             id=cfg.worker_id,
-            queues=",".join(cfg.queues),
+            queues=",".join(cfg.queues + gate.queues),
             concurrency=cfg.concurrency,
             max_concurrency=cfg.max_executors,
             lease=cfg.lease,
