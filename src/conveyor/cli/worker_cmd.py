@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION
+from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, load_with_results
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.worker.config import DAY, AutoscaleConfig, MaintenanceConfig, WorkerConfig, default_worker_id
@@ -46,6 +46,7 @@ def worker(
     scale_down_idle: float | None = typer.Option(
         None, "--scale-down-idle", help="With --max-concurrency: idle seconds before the pool shrinks (30)."
     ),
+    results: str | None = RESULTS_OPTION,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
     summary_interval: float = typer.Option(
@@ -86,9 +87,8 @@ def worker(
     ).validate()
     setup_logging(log_level, log_format)
 
-    from conveyor.app import load_app
     from conveyor.worker.supervisor import Worker
 
-    conveyor = load_app(app_spec)
+    conveyor = load_with_results(app_spec, results)
     code = asyncio.run(Worker(conveyor, config).run())
     raise typer.Exit(code)
