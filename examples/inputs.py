@@ -14,10 +14,11 @@ from typing import Annotated
 from pydantic import Field
 
 from conveyor import DoNotRetry, JobContext
+from conveyor.storage.uploads import UploadError
 
 UploadRef = Annotated[
     str,
-    Field(pattern=r"^upload:[A-Za-z0-9_.-]{1,200}$", description="A file uploaded with POST /v1/uploads (upload:<id>)"),
+    Field(pattern=r"^upload:[A-Za-z0-9_-]{1,200}$", description="A file uploaded with POST /v1/uploads (upload:<id>)"),
 ]
 
 
@@ -25,5 +26,5 @@ def local_input(ctx: JobContext, ref: str) -> Path:
     """The uploaded file ``ref`` as a local file; DoNotRetry when the upload does not exist."""
     try:
         return ctx.input_path(ref)
-    except (FileNotFoundError, KeyError, LookupError) as exc:
+    except (UploadError, FileNotFoundError) as exc:
         raise DoNotRetry(f"input {ref!r} is not available: {exc}") from None

@@ -19,7 +19,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, overload
 
 import pydantic
 
@@ -37,7 +37,9 @@ from conveyor.backend.protocol import (
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.resources import check_needs, resource_queue
-from conveyor.results import LocalResultStore, ResultStore
+from conveyor.storage import inputs
+from conveyor.storage.store import FileStore, ResultStore, open_store
+from conveyor.storage.uploads import Upload
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import (
@@ -102,8 +104,8 @@ class Conveyor:
         self.tasks: dict[str, Task] = {}
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
         if result_store is None or isinstance(result_store, str):
-            root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
-            result_store = LocalResultStore(Path(root))
+            # a directory, or s3://bucket/prefix?endpoint=... (docs/operations.md, "Result store")
+            result_store = open_store(result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results")
         self.result_store: ResultStore = result_store
         self.idempotency_ttl = idempotency_ttl
         self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
@@ -340,11 +342,17 @@ class Conveyor:
     async def submit_async(
         self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
     ) -> EnqueueResult:
-        """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
+        """Enqueue a job and say whether it is new (``created=False``: an idempotent replay).
+
+        Upload refs in ``args`` (``upload:<id>``, from ``upload``) must name uploads of the
+        job's tenant (``UploadError`` otherwise); they are kept as long as the job.
+        """
         request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
+        uploads = await inputs.check_refs(self.result_store, request.args, request.tenant)
         backend = await self.backend()
         result = await self.telemetry.timed("enqueue", backend.enqueue(request))
         self.telemetry.submitted([result.job], [result.created])
+        await inputs.link_refs(self.result_store, uploads, result.job.id)
         return result
 
     async def enqueue_async(
@@ -355,6 +363,48 @@ class Conveyor:
 
     submit = blocking(submit_async)
     enqueue = blocking(enqueue_async)
+
+    # -- uploads (large inputs) ---------------------------------------------------------------
+
+    @property
+    def file_store(self) -> FileStore:
+        """The result store, when it keeps uploads too (the built-in directory and S3 stores do)."""
+        if not isinstance(self.result_store, FileStore):
+            raise ConfigError("this app's result_store does not keep uploads; use a directory or an s3:// URL")
+        return self.result_store
+
+    async def upload_async(
+        self,
+        source: str | Path | BinaryIO | bytes,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        tenant: str | None = None,
+    ) -> str:
+        """Store a file (a path, an open binary stream or bytes) as a job input; its ref
+        (``upload:<id>``) goes into a job's arguments, and the task reads it with
+        ``ctx.input_path(ref)`` or ``ctx.open_input(ref)``. Streamed, never held in memory whole."""
+        return (await self.upload_info_async(source, filename=filename, content_type=content_type, tenant=tenant)).ref
+
+    async def upload_info_async(
+        self,
+        source: str | Path | BinaryIO | bytes,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        tenant: str | None = None,
+    ) -> Upload:
+        """Like ``upload_async``, returning the whole record (size, SHA-256, file name ...)."""
+        store = self.file_store
+        src = Path(source) if isinstance(source, str) else source
+        return await asyncio.to_thread(
+            lambda: store.create_upload(
+                src, tenant=tenant or DEFAULT_TENANT, filename=filename, content_type=content_type
+            )
+        )
+
+    upload = blocking(upload_async)
+    upload_info = blocking(upload_info_async)
 
     # -- inspection and operator actions (sync twins declared from the async ones) --------------
 

@@ -63,6 +63,9 @@ CODES = {
     "unauthenticated": "Unauthenticated",
     "unknown-queue": "UnknownQueue",
     "unknown-task": "UnknownTask",
+    "upload-not-found": "UploadNotFound",
+    "upload-too-large": "UploadTooLarge",
+    "unsupported-upload": "UnsupportedUpload",
 }
 # problems without a type of their own (an unknown route, a wrong method) get their status's code
 STATUS_CODES = {

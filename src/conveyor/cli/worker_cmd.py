@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION, SMTP_OPTION, use_smtp
+from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.resources import parse_resources
@@ -51,6 +51,7 @@ def worker(
     resources: str = typer.Option(
         "", "--resources", help="What this node has, e.g. gpu=1,ram=64: it runs jobs of tasks that need them."
     ),
+    results: str | None = RESULTS_OPTION,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
     summary_interval: float = typer.Option(
@@ -92,10 +93,9 @@ def worker(
     ).validate()
     setup_logging(log_level, log_format)
 
-    from conveyor.app import load_app
     from conveyor.worker.supervisor import Worker
 
     use_smtp(smtp_url)
-    conveyor = load_app(app_spec)
+    conveyor = load_with_results(app_spec, results)
     code = asyncio.run(Worker(conveyor, config).run())
     raise typer.Exit(code)
