@@ -185,9 +185,14 @@ def transcode(
         target = ctx.scratch_dir / f"{step.name}.mp4"
         ctx.progress(i / len(todo), f"{step.name}: starting")
 
-        def report(seconds: float, i: int = i, step: Plan = step) -> None:
-            part = min(1.0, seconds / info.duration) if info.duration else 0.0
-            ctx.progress(min(1.0, (i + part) / len(todo)), f"{step.name}: {part:.0%}")
+        furthest = [0.0]
+
+        def report(seconds: float, i: int = i, step: Plan = step, furthest: list[float] = furthest) -> None:
+            # ffmpeg's out_time follows whichever stream muxed last, so it can step back: never report less
+            part = max(furthest[0], min(1.0, seconds / info.duration) if info.duration else 0.0)
+            if part > furthest[0]:
+                furthest[0] = part
+                ctx.progress(min(1.0, (i + part) / len(todo)), f"{step.name}: {part:.0%}")
 
         run_ffmpeg(command(source, target, step.height, realtime), report, lambda: ctx.cancelled)
         artifact = ctx.save_artifact(target.name, target, "video/mp4")
