@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from conveyor import Conveyor, QueueConfig, RetryPolicy
-from examples import contacts, demo, export, newsletter, report, thumbnails, transcode
+from examples import contacts, demo, export, newsletter, report, thumbnails, transcode, vision
 
 app = Conveyor(
     os.environ.get("CONVEYOR_URL", "sqlite:///var/conveyor.db"),
@@ -27,6 +27,7 @@ app.task(name="report", queue="reports", timeout=300, max_attempts=3, retry=Retr
 app.task(name="import_contacts", queue="imports", timeout=600, max_attempts=5)(contacts.import_contacts)
 app.task(name="thumbnails", queue="media", timeout=300, max_attempts=3)(thumbnails.thumbnails)
 app.task(name="transcode", queue="media", timeout=3600, max_attempts=2)(transcode.transcode)
+app.task(name="classify", queue="media", timeout=300, max_attempts=3, resources={"gpu": 1})(vision.classify)
 app.task(name="export", queue="exports", timeout=1800, max_attempts=3)(export.export)
 app.task(name="newsletter", queue="mail", timeout=300, max_attempts=5)(newsletter.newsletter)
 app.task(name=newsletter.CHUNK_TASK, queue="mail", timeout=600, max_attempts=5, retry=RetryPolicy(base_delay=1.0))(

@@ -122,3 +122,19 @@ def test_progress_lines_are_parsed() -> None:
 
 def test_thumbnail_formats_have_their_content_types() -> None:
     assert thumbs.CONTENT_TYPES == {"jpeg": "image/jpeg", "webp": "image/webp", "png": "image/png"}
+
+
+def test_classify_runs_on_the_gpu_node_only(examples: Examples, tmp_path: Path) -> None:  # noqa: F811
+    ref = examples.app.upload(rotated_jpeg(tmp_path / "photo.jpg"))
+    examples.node("media", concurrency=1, worker_id="cpu-only")
+    job = examples.app.enqueue("classify", {"image": ref})
+    assert job.queue == "media@gpu"
+    marker = examples.app.enqueue("thumbnails", {"image": ref, "sizes": [32]})
+    examples.wait_state(marker.id, JobState.SUCCEEDED)  # the cpu node is working, and leaves the gpu job
+    assert examples.app.get(job.id).state is JobState.QUEUED  # type: ignore[union-attr]
+    examples.node("media", concurrency=1, worker_id="gpu-node", extra=("--resources", "gpu=1"))
+    done = examples.wait_state(job.id, JobState.SUCCEEDED, JobState.FAILED)
+    assert done.state is JobState.SUCCEEDED and done.worker_id == "gpu-node"
+    result = done.result
+    assert result["shape"] == "portrait" and result["size"] == [200, 400]  # type: ignore[index]
+    assert {lab["label"] for lab in result["labels"][:2]} == {"red", "blue"}  # type: ignore[index]

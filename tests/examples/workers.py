@@ -15,7 +15,7 @@ import pytest
 
 from conveyor.app import Conveyor
 from conveyor.types import Job, JobState, QueueConfig
-from examples import export, newsletter, thumbnails, transcode
+from examples import export, newsletter, thumbnails, transcode, vision
 from tests.engines import ENGINES, engine_url
 from tests.faults.helpers import WorkerNode, wait_until
 from tests.smtp_recorder import SmtpRecorder
@@ -28,6 +28,7 @@ def client_app(url: str, results: Path) -> Conveyor:
     app = Conveyor(url, result_store=str(results), queues=[QueueConfig(q) for q in ("media", "exports", "mail")])
     app.task(name="thumbnails", queue="media")(thumbnails.thumbnails)
     app.task(name="transcode", queue="media")(transcode.transcode)
+    app.task(name="classify", queue="media", resources={"gpu": 1})(vision.classify)
     app.task(name="export", queue="exports")(export.export)
     app.task(name="newsletter", queue="mail")(newsletter.newsletter)
     app.task(name=newsletter.CHUNK_TASK, queue="mail")(newsletter.newsletter_chunk)

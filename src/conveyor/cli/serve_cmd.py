@@ -25,6 +25,7 @@ from conveyor.app import Conveyor
 from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
+from conveyor.resources import parse_resources
 
 WORKER_STOP_GRACE = 35.0
 PR_SET_PDEATHSIG = 1
@@ -34,10 +35,14 @@ def _all_queues(conveyor: Conveyor) -> list[str]:
     return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {"default"})
 
 
-def _start_workers(spec: str, conveyor: Conveyor, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def _start_workers(
+    spec: str, conveyor: Conveyor, count: int, concurrency: int, resources: str = ""
+) -> list[subprocess.Popen[bytes]]:
     queues = ",".join(_all_queues(conveyor))
     command = [sys.executable, "-m", "conveyor", "worker", "--app", spec, "--queues", queues]
     command += ["--concurrency", str(concurrency)]
+    if resources:
+        command += ["--resources", resources]
     return [subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent) for _ in range(count)]
 
 
@@ -103,6 +108,9 @@ def serve(
         20, "--max-streams-per-key", help="Concurrent event streams per API key (429 above)."
     ),
     smtp_url: str | None = SMTP_OPTION,
+    resources: str = typer.Option(
+        "", "--resources", help="What each node started by --workers has, e.g. gpu=1 (see conveyor worker)."
+    ),
     max_upload: int = typer.Option(
         5 * 1024**3, "--max-upload", help="Largest file POST /v1/uploads accepts, in bytes (413 above)."
     ),
@@ -130,6 +138,8 @@ def serve(
     if max_upload < 1:
         raise ConfigError("--max-upload must be >= 1 byte")
     use_smtp(smtp_url)
+    if resources:
+        parse_resources(resources)  # a bad value is one error line here, not a worker that exits
     conveyor = load_with_results(app_spec, results)
     metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -163,7 +173,7 @@ def serve(
     )
     api = create_app(conveyor, auth=not no_auth, config=config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
+    nodes = _start_workers(app_spec, conveyor, workers, concurrency, resources) if workers else []
     try:
         _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
         uvicorn.run(
