@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import os
 
-from conveyor import Conveyor, QueueConfig, RetryPolicy
+from conveyor import Conveyor, QueueConfig, RetryPolicy, WebhookSettings
 from examples import contacts, demo, export, newsletter, report, thumbnails, transcode, vision
+
+_CALLBACK_SECRET = os.environ.get("EXAMPLES_CALLBACK_SECRET")
+"""Enables per-submit ``callback_url`` (examples/story.py receives one). Private callback
+addresses are allowed because the story's receiver is on this machine: local development only."""
 
 app = Conveyor(
     os.environ.get("CONVEYOR_URL", "sqlite:///var/conveyor.db"),
+    webhooks=WebhookSettings(callback_secret=_CALLBACK_SECRET, allow_private_callbacks=True)
+    if _CALLBACK_SECRET
+    else None,
     queues=[
         QueueConfig("default", max_depth=100_000),
         QueueConfig("reports", max_depth=10_000),

@@ -27,7 +27,7 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        return " ".join(str(self.message["Subject"]).split())
 
     @property
     def text(self) -> str:

@@ -188,3 +188,16 @@ def test_client_app_default_has_no_email(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("CONVEYOR_SMTP_URL", raising=False)
     app = Conveyor(f"sqlite:///{tmp_path / 'c.db'}")
     assert app.email is None and SEND_TASK not in app.tasks
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.email import EmailSettings
+
+    monkeypatch.setenv("CONVEYOR_SMTP_URL", "smtps://mailer:p%40ss@smtp.example.com")
+    settings = EmailSettings.from_env()
+    assert settings is not None and settings.sender == "conveyor@localhost.localdomain"
+    server = settings.server
+    assert server is not None and (server.host, server.port, server.use_tls) == ("smtp.example.com", 465, True)
+    assert (server.username, server.password) == ("mailer", "p@ss")
+    monkeypatch.setenv("CONVEYOR_SMTP_FROM", "jobs@example.com")
+    assert EmailSettings.from_env().sender == "jobs@example.com"  # type: ignore[union-attr]

@@ -20,7 +20,8 @@ from conveyor.types import RetryPolicy
 EMAIL_QUEUE = "conveyor.email"
 SEND_TASK = "conveyor.email.send"
 EVENTS = ("job.succeeded", "job.failed", "job.canceled")
-DEFAULT_SENDER = "conveyor@localhost"
+DEFAULT_SENDER = "conveyor@localhost.localdomain"
+"""The From of notifications unless `sender=` or $CONVEYOR_SMTP_FROM says otherwise."""
 SEND_RETRY = RetryPolicy(base_delay=10.0, factor=2.0, max_delay=3600.0, jitter=True)
 MAX_NOTIFY = 20
 """Most recipients one submit may name."""
