@@ -201,13 +201,12 @@ class Conveyor:
         queue that holds jobs), and only these accept submits."""
         from conveyor.webhooks.notifier import WEBHOOK_QUEUE
 
-        return sorted(
-            set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE} | self.resource_queues()
-        )
+        return sorted(set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE})
 
     def resource_queues(self) -> set[str]:
         """The queues jobs of resource-bound tasks are routed to (``default@gpu``): workers with
-        ``--resources`` serve them beside their own queues."""
+        ``--resources`` serve them beside their own queues. Not submittable as a ``queue``
+        override (the routing adds the suffix); listed wherever a queue holds jobs."""
         return {
             resource_queue(q, dict(t.options.resources))
             for t in self.tasks.values()

@@ -7,7 +7,7 @@ No engine knows about resources. Jobs of a task that needs some are routed at en
 so it can never take the job. A node that has the resources serves the resource queues of
 its queues besides the queues themselves, and ``ResourceGate`` caps each claim from a resource
 queue by how many more jobs fit in what it has free: a node with ``gpu=1`` holds at most one
-``gpu`` job at a time. See docs/decisions/0009-resources.md.
+``gpu`` job at a time. See docs/decisions/0008-email-and-resources.md.
 """
 
 from __future__ import annotations

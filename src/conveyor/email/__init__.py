@@ -2,7 +2,7 @@
 
 Configure ``Conveyor(email=EmailSettings(...))`` (or only ``--smtp-url`` / ``$CONVEYOR_SMTP_URL``
 for per-submit ``notify``); run a worker on queue ``conveyor.email`` to send. See
-docs/notifications-email.md and docs/decisions/0008-email-notifications.md.
+docs/notifications-email.md and docs/decisions/0008-email-and-resources.md.
 """
 
 from conveyor.email.settings import EMAIL_QUEUE, SEND_TASK, EmailSettings

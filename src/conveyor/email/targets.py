@@ -4,7 +4,7 @@ The engines already store one announcement field per job (``callback_url``, writ
 same write as the job, so the outbox guarantee covers it). Per-submit email recipients join
 it as an RFC 6068 ``mailto:`` URI, space-separated from the webhook URL (a URL never contains a
 space): ``https://me.example.com/hook mailto:a@x.com,b@y.com``. No engine schema changes; see
-docs/decisions/0008-email-notifications.md for why, and what it costs.
+docs/decisions/0008-email-and-resources.md for why, and what it costs.
 """
 
 from __future__ import annotations
