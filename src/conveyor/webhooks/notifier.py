@@ -10,7 +10,9 @@ entry whose deliveries could not all be enqueued is not acked: its lease expires
 takes it again. Several nodes may take the same entry (a lease that ran out, a slow node):
 each delivery is enqueued with an idempotency key and a job id derived from the ending, so a
 second notice of one ending makes no second delivery (see docs/decisions/0002-webhooks.md for
-the one window where it can). An app without webhooks only acks, so the outbox stays small.
+the one window where it can). Email notifications (``conveyor/email``) ride the same path: one
+``conveyor.email.send`` job per recipient, keyed the same way. An app without webhooks or
+email only acks, so the outbox stays small.
 
 The node that finished a job nudges its own consumer through the app's telemetry seam
 (``JobEnded``), so webhooks leave within milliseconds; other nodes poll on an interval.
