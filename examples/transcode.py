@@ -164,6 +164,24 @@ def run_ffmpeg(args: list[str], on_time: Callable[[float], None], cancelled: Cal
         stop(proc)
 
 
+class RenditionProgress:
+    """Turns ffmpeg's output seconds into job progress for rendition ``index`` of ``total``.
+
+    ffmpeg's ``out_time`` follows whichever stream was muxed last, so it can step back a little:
+    only a fraction above the furthest one reported is written, so progress never goes backwards.
+    """
+
+    def __init__(self, ctx: JobContext, index: int, total: int, name: str, duration: float) -> None:
+        self.ctx, self.index, self.total, self.name, self.duration = ctx, index, total, name, duration
+        self.furthest = 0.0
+
+    def __call__(self, seconds: float) -> None:
+        part = min(1.0, seconds / self.duration) if self.duration else 0.0
+        if part > self.furthest:
+            self.furthest = part
+            self.ctx.progress(min(1.0, (self.index + part) / self.total), f"{self.name}: {part:.0%}")
+
+
 def transcode(
     ctx: JobContext,
     video: UploadRef,
@@ -184,16 +202,7 @@ def transcode(
         ctx.raise_if_cancelled()
         target = ctx.scratch_dir / f"{step.name}.mp4"
         ctx.progress(i / len(todo), f"{step.name}: starting")
-
-        furthest = [0.0]
-
-        def report(seconds: float, i: int = i, step: Plan = step, furthest: list[float] = furthest) -> None:
-            # ffmpeg's out_time follows whichever stream muxed last, so it can step back: never report less
-            part = max(furthest[0], min(1.0, seconds / info.duration) if info.duration else 0.0)
-            if part > furthest[0]:
-                furthest[0] = part
-                ctx.progress(min(1.0, (i + part) / len(todo)), f"{step.name}: {part:.0%}")
-
+        report = RenditionProgress(ctx, i, len(todo), step.name, info.duration)
         run_ffmpeg(command(source, target, step.height, realtime), report, lambda: ctx.cancelled)
         artifact = ctx.save_artifact(target.name, target, "video/mp4")
         made.append({"rendition": step.name, "height": step.height, "bytes": artifact.size, "artifact": target.name})
