@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/conveyor serve --app examples.app:app --host $(HOST) --port $(PORT) --workers 1 --concurrency 4 --no-auth
+	$(BIN)/conveyor serve --app examples.app:app --host $(HOST) --port $(PORT) --workers 1 --concurrency 4 --resources gpu=1 --no-auth
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast, overload
 
 import pydantic
 
@@ -41,7 +41,10 @@ from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, InvalidTransition, JobNotFound, UnknownTask
 from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.limits import KeySpec, TaskLimits, parse_rate, with_queue_limits
-from conveyor.results import LocalResultStore, ResultStore
+from conveyor.resources import check_needs, resource_queue
+from conveyor.storage import inputs
+from conveyor.storage.store import FileStore, ResultStore, open_store
+from conveyor.storage.uploads import Upload
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.tracing import Tracing
@@ -60,6 +63,7 @@ from conveyor.types import (
 
 if TYPE_CHECKING:
     from conveyor.canvas import Signature, Workflow
+    from conveyor.email.settings import EmailSettings
     from conveyor.webhooks.config import WebhookEndpoint, WebhookSettings
     from conveyor.workflows import WorkflowStatus
 
@@ -93,7 +97,9 @@ class Conveyor:
 
     ``url`` picks the engine (``sqlite:///var/conveyor.db``, ``postgresql://...``,
     ``redis://...``); it defaults to ``$CONVEYOR_URL`` and then to a local SQLite file.
-    ``webhooks`` (endpoints or a ``WebhookSettings``) announces jobs that end, see docs/webhooks.md.
+    ``webhooks`` (endpoints or a ``WebhookSettings``) announces jobs that end, see docs/webhooks.md;
+    ``email`` (an ``EmailSettings``; default: from ``$CONVEYOR_SMTP_URL`` if set) mails them,
+    see docs/notifications-email.md.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class Conveyor:
         idempotency_ttl: float = 24 * 3600.0,
         webhooks: WebhookSettings | Iterable[WebhookEndpoint] | None = None,
         tracing: bool | Tracing | None = None,
+        email: EmailSettings | None = None,
     ) -> None:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
@@ -113,8 +120,8 @@ class Conveyor:
             if config.rate_limit is not None:
                 parse_rate(config.rate_limit)  # a bad rate text is refused here, not at the first submit
         if result_store is None or isinstance(result_store, str):
-            root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
-            result_store = LocalResultStore(Path(root))
+            # a directory, or s3://bucket/prefix?endpoint=... (docs/operations.md, "Result store")
+            result_store = open_store(result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results")
         self.result_store: ResultStore = result_store
         self.idempotency_ttl = idempotency_ttl
         self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = weakref.WeakKeyDictionary()
@@ -138,6 +145,13 @@ class Conveyor:
 
             self.webhooks = Settings.of(webhooks)
             install(self, self.webhooks)
+        from conveyor.email.settings import EmailSettings as Email
+
+        self.email: EmailSettings | None = email if email is not None else Email.from_env()
+        if self.email is not None:
+            from conveyor.email.send import install as install_email
+
+            install_email(self, self.email)
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -161,6 +175,7 @@ class Conveyor:
         rate_limit: str | tuple[int, float] | None = None,
         rate_key: KeySpec = None,
         unique_key: KeySpec = None,
+        resources: dict[str, int] | None = None,
     ) -> Callable[[F], Task]: ...
 
     def task(
@@ -179,6 +194,7 @@ class Conveyor:
         rate_limit: str | tuple[int, float] | None = None,
         rate_key: KeySpec = None,
         unique_key: KeySpec = None,
+        resources: dict[str, int] | None = None,
     ) -> Task | Callable[[F], Task]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``.
 
@@ -187,11 +203,14 @@ class Conveyor:
         job's args such as ``lambda a: f"tenant:{a['tenant']}"``; default: the task name);
         ``rate_limit="100/m"`` starts at most 100 per minute per ``rate_key`` (same defaults);
         ``unique_key`` (string or function of the args) keeps one pending or running job per key.
+        ``resources={"gpu": 1}``: its jobs run only on nodes started with ``--resources gpu=1``
+        (or more), at most as many at once as fit in what the node has (conveyor/resources.py).
         """
         if max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive seconds")
+        needs = tuple(check_needs(resources or {}).items())
 
         def register(func: F) -> Task:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
@@ -205,7 +224,9 @@ class Conveyor:
                 rate_key=rate_key,
                 unique_key=unique_key,
             )
-            options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority, limits)
+            options = TaskOptions(
+                queue, max_attempts, timeout, retry or RetryPolicy(), priority, limits=limits, resources=needs
+            )
             # the same refusal as at submit time, made at once for the task's own queue
             with_queue_limits(self.queue_config(queue), task_name, limits.declared_keys())
             task = Task(self, func, task_name, options, args_model)
@@ -230,6 +251,17 @@ class Conveyor:
         from conveyor.webhooks.notifier import WEBHOOK_QUEUE
 
         return sorted(set(self.queues) | {t.options.queue for t in self.tasks.values()} | {WEBHOOK_QUEUE})
+
+    def resource_queues(self) -> set[str]:
+        """The queues jobs of resource-bound tasks are routed to (``default@gpu``): workers with
+        ``--resources`` serve them beside their own queues. Not submittable as a ``queue``
+        override (the routing adds the suffix); listed wherever a queue holds jobs."""
+        return {
+            resource_queue(q, dict(t.options.resources))
+            for t in self.tasks.values()
+            if t.options.resources
+            for q in {t.options.queue, *self.queues}
+        }
 
     # -- engine -------------------------------------------------------------------------------
 
@@ -336,7 +368,8 @@ class Conveyor:
             raise ConfigError("give either delay or run_at, not both")
         if opts.delay is not None and opts.delay < 0:
             raise ConfigError("delay must not be negative")
-        queue = opts.queue or task.options.queue
+        base = opts.queue or task.options.queue
+        queue = resource_queue(base, dict(task.options.resources))
         return EnqueueRequest(
             task=task.name,
             args=clean,
@@ -351,7 +384,7 @@ class Conveyor:
             idempotency_key=opts.idempotency_key,
             idempotency_ttl=self.idempotency_ttl,
             depends_on=tuple(opts.depends_on),
-            max_depth=self.queue_config(queue).max_depth,
+            max_depth=self.queue_config(base).max_depth,
             workflow_id=opts.workflow_id,
             step=opts.step,
             on_dependency_failure=opts.on_dependency_failure,
@@ -364,14 +397,20 @@ class Conveyor:
     async def submit_async(
         self, task: str | Task, args: dict[str, Any] | None = None, options: CallOptions | None = None
     ) -> EnqueueResult:
-        """Enqueue a job and say whether it is new (``created=False``: an idempotent replay)."""
+        """Enqueue a job and say whether it is new (``created=False``: an idempotent replay).
+
+        Upload refs in ``args`` (``upload:<id>``, from ``upload``) must name uploads of the
+        job's tenant (``UploadError`` otherwise); they are kept as long as the job.
+        """
         request = self.build_request(task if isinstance(task, str) else task.name, args or {}, options)
+        uploads = await inputs.check_refs(self.result_store, request.args, request.tenant)
         backend = await self.backend()
         with self.traced(request) as request:
             result = await self.telemetry.timed("enqueue", backend.enqueue(request))
             if self.tracing is not None:
                 self.tracing.stored(result.job.id)
         self.telemetry.submitted([result.job], [result.created])
+        await inputs.link_refs(self.result_store, uploads, result.job.id)
         return result
 
     def traced(self, request: EnqueueRequest) -> AbstractContextManager[EnqueueRequest]:
@@ -444,6 +483,47 @@ class Conveyor:
     chain = blocking(chain_async)
     group = blocking(group_async)
     fan_out = blocking(fan_out_async)
+    # -- uploads (large inputs) ---------------------------------------------------------------
+
+    @property
+    def file_store(self) -> FileStore:
+        """The result store, when it keeps uploads too (the built-in directory and S3 stores do)."""
+        if not isinstance(self.result_store, FileStore):
+            raise ConfigError("this app's result_store does not keep uploads; use a directory or an s3:// URL")
+        return self.result_store
+
+    async def upload_async(
+        self,
+        source: str | Path | BinaryIO | bytes,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        tenant: str | None = None,
+    ) -> str:
+        """Store a file (a path, an open binary stream or bytes) as a job input; its ref
+        (``upload:<id>``) goes into a job's arguments, and the task reads it with
+        ``ctx.input_path(ref)`` or ``ctx.open_input(ref)``. Streamed, never held in memory whole."""
+        return (await self.upload_info_async(source, filename=filename, content_type=content_type, tenant=tenant)).ref
+
+    async def upload_info_async(
+        self,
+        source: str | Path | BinaryIO | bytes,
+        *,
+        filename: str | None = None,
+        content_type: str | None = None,
+        tenant: str | None = None,
+    ) -> Upload:
+        """Like ``upload_async``, returning the whole record (size, SHA-256, file name ...)."""
+        store = self.file_store
+        src = Path(source) if isinstance(source, str) else source
+        return await asyncio.to_thread(
+            lambda: store.create_upload(
+                src, tenant=tenant or DEFAULT_TENANT, filename=filename, content_type=content_type
+            )
+        )
+
+    upload = blocking(upload_async)
+    upload_info = blocking(upload_info_async)
 
     # -- inspection and operator actions (sync twins declared from the async ones) --------------
 

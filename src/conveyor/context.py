@@ -11,6 +11,7 @@ executor processes) is its twin, declared with ``conveyor.blocking`` and run on 
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,6 +22,7 @@ from conveyor.backend.protocol import ArtifactRequest, EffectOutcome, EffectRequ
 from conveyor.blocking import blocking
 from conveyor.dependencies import Dependency, results_of
 from conveyor.errors import JobCanceled, LeaseLost
+from conveyor.storage.uploads import Upload
 from conveyor.types import Artifact, Job, JSONValue
 
 if TYPE_CHECKING:
@@ -35,6 +37,12 @@ StopReason = Callable[[], str | None]
 
 def _no_stop() -> str | None:
     return None
+
+
+def safe_input_name(filename: str, fallback: str) -> str:
+    """The upload's file name as a local name (its extension matters to tools like ffmpeg)."""
+    name = filename.replace("/", "_").replace("\\", "_").replace("\x00", "")
+    return name if name not in ("", ".", "..") else fallback
 
 
 class JobContext:
@@ -56,6 +64,7 @@ class JobContext:
         Read by the worker before the task started; a ``continue`` step finds its failed ones here."""
         self.results: dict[str, JSONValue] = results_of(self.dependencies)
         """The results of the succeeded dependencies, keyed by step name and by job id."""
+        self._inputs: dict[str, Path] = {}
 
     @property
     def job_id(self) -> str:
@@ -117,6 +126,7 @@ class JobContext:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+        self._inputs.clear()
 
     async def save_artifact_async(self, name: str, source: bytes | Path, content_type: str | None = None) -> Artifact:
         """Store a result file in the app's result store and record it on the job.
@@ -154,6 +164,50 @@ class JobContext:
         )
 
     spawn_chunks = blocking(spawn_chunks_async)
+    # -- inputs (uploads) ---------------------------------------------------------------------
+
+    def _owned_upload(self, ref: str) -> Upload:
+        """The upload ``ref`` names, if this job's tenant stored it (UploadError otherwise)."""
+        store = self.app.file_store
+        upload = store.owned_upload(ref, self.job.tenant)
+        store.link_upload(
+            upload.id, self.job_id
+        )  # idempotent: kept while this job is, even if the submit's link was lost
+        return upload
+
+    def input_path(self, ref: str) -> Path:
+        """The uploaded file ``ref`` (``upload:<id>``) as a local file in this attempt's scratch dir.
+
+        Copied in chunks from the store (a bucket or a directory), never whole in memory; the
+        same ref twice in one attempt is copied once. The file is removed with the scratch dir.
+        Raises UploadError for a ref of another tenant, or one that no longer exists.
+        """
+        cached = self._inputs.get(ref)
+        if cached is not None and cached.exists():
+            return cached
+        upload = self._owned_upload(ref)
+        folder = self.scratch_dir / "inputs" / upload.id
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / safe_input_name(upload.filename, upload.id)
+        with target.open("wb") as out:
+            for chunk in self.app.file_store.upload_chunks(upload):
+                out.write(chunk)
+        self._inputs[ref] = target
+        return target
+
+    async def input_path_async(self, ref: str) -> Path:
+        """``input_path`` for async tasks: the copy runs on a thread, the event loop keeps going."""
+        return await asyncio.to_thread(self.input_path, ref)
+
+    def open_input(self, ref: str) -> io.BufferedReader:
+        """A streaming binary reader of the uploaded file ``ref``, straight from the store (no
+        local copy): wrap it in ``io.TextIOWrapper`` to read text, e.g. with ``csv``. Close it."""
+        upload = self._owned_upload(ref)
+        return self.app.file_store.open_upload(upload)
+
+    def input_info(self, ref: str) -> Upload:
+        """The upload's record: size, SHA-256, file name, content type."""
+        return self._owned_upload(ref)
 
     # -- once-only side effects ----------------------------------------------------------------
 

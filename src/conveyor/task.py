@@ -36,6 +36,8 @@ class TaskOptions:
     priority: int = 0
     limits: TaskLimits = field(default_factory=TaskLimits)
     """Concurrency / rate limits and unique key declared on the task (``conveyor.limits``)."""
+    resources: tuple[tuple[str, int], ...] = ()
+    """What one job needs of a node (``resources={"gpu": 1}``): see conveyor/resources.py."""
 
 
 @dataclass(frozen=True)

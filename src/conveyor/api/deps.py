@@ -18,6 +18,7 @@ from conveyor.backend.protocol import Backend
 from conveyor.group_commit import GroupCommit
 
 DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_MAX_UPLOAD = 5 * 1024**3
 
 
 @dataclass
@@ -36,6 +37,10 @@ class ServiceConfig:
     """Concurrent event streams one API key may hold in this process (429 above)."""
     public_url: str | None = None
     """Base URL clients reach this service at (``serve --public-url``), for absolute Location headers."""
+    max_upload: int = DEFAULT_MAX_UPLOAD
+    """Largest file ``POST /v1/uploads`` accepts, in bytes (``serve --max-upload``)."""
+    upload_timeout: float = 3600.0
+    """Seconds an upload's body may take to arrive in full (``serve --upload-timeout``)."""
 
 
 @dataclass

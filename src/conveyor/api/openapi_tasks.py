@@ -69,6 +69,8 @@ def submit_schemas(
         settings = conveyor.webhooks
         if settings is None or not settings.callbacks:
             properties.pop("callback_url", None)  # refused by this server: not part of a valid submit
+        if conveyor.email is None or conveyor.email.server is None:
+            properties.pop("notify", None)  # no SMTP server: refused likewise
         schema_name = _schema_name(name)
         schemas[schema_name] = {
             "title": schema_name,

@@ -67,6 +67,9 @@ CODES = {
     "workflow-not-found": "WorkflowNotFound",
     "workflow-finished": "WorkflowFinished",
     "invalid-batch": "InvalidBatch",
+    "upload-not-found": "UploadNotFound",
+    "upload-too-large": "UploadTooLarge",
+    "unsupported-upload": "UnsupportedUpload",
 }
 # problems without a type of their own (an unknown route, a wrong method) get their status's code
 STATUS_CODES = {

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from conveyor.api.auth import Principal
@@ -23,6 +24,7 @@ from conveyor.api.schemas import JobList, JobStatus, SubmitRequest
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend, CancelRequest, EnqueueResult, EventsRequest, JobFilter
 from conveyor.batch import check_dependencies, joined_workflow
+from conveyor.email import targets as email_targets
 from conveyor.errors import (
     BackendUnavailable,
     ConfigError,
@@ -35,9 +37,12 @@ from conveyor.errors import (
     UnknownTask,
 )
 from conveyor.metrics import SUBMIT_SECONDS
+from conveyor.storage import inputs
+from conveyor.storage.names import content_disposition
+from conveyor.storage.store import ResultStore
 from conveyor.task import CallOptions
 from conveyor.telemetry import JobEnded
-from conveyor.types import Job, JobState
+from conveyor.types import Artifact, Job, JobState
 from conveyor.webhooks.address import vetted_addresses
 from conveyor.webhooks.config import check_url
 from conveyor.webhooks.notifier import internal_task
@@ -296,11 +301,15 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
         ) from None
     if body.callback_url is not None:  # stored on the job by the same write: a refused submit leaves nothing
         request = replace(request, callback_url=await _callback_url(svc, body.callback_url))
+    if body.notify is not None:  # joins the callback field: stored by the same write (conveyor/email/targets.py)
+        request = replace(request, callback_url=_notify(svc, request.callback_url, body.notify.email))
+    uploads = await _upload_refs(svc, request.args, request.tenant)
     try:
         backend = await svc.backend()
         with svc.conveyor.traced(request) as request:
             result = await svc.conveyor.telemetry.timed("enqueue", svc.submits.enqueue(request))
         svc.conveyor.telemetry.submitted([result.job], [result.created])
+        await inputs.link_refs(svc.conveyor.result_store, uploads, result.job.id)
         initial, run_at = await as_first_stored(backend, result)
         # a new job was stamped with the engine's clock in its own commit: no second round trip
         now = result.job.created_at if result.created else await backend.now()
@@ -328,6 +337,16 @@ async def _submit(svc: Service, principal: Principal, body: SubmitRequest, key: 
     job = result.job
     answer = submission_body(job, initial, run_at)
     return JSONResponse(answer, status_code=202, headers=job_headers(job, now, base))
+
+
+async def _upload_refs(svc: Service, args: dict[str, Any], tenant: str) -> list[str]:
+    """The uploads a submit names, each the tenant's own (else a 422 naming the argument)."""
+    try:
+        return await inputs.check_refs(svc.conveyor.result_store, args, tenant)
+    except inputs.UploadRefError as exc:
+        raise ProblemError(
+            422, str(exc), kind="invalid-arguments", errors=[{"field": exc.field, "message": exc.detail}]
+        ) from None
 
 
 def _unstorable_text(value: str, nul_ok: bool) -> str | None:
@@ -379,6 +398,15 @@ def _check_storable(body: SubmitRequest) -> None:
         field, reason = found
         errors = [{"field": field, "message": reason}]
         raise ProblemError(422, f"invalid request: {field}: {reason}", kind="invalid-request", errors=errors)
+
+
+def _notify(svc: Service, callback_url: str | None, emails: list[str]) -> str | None:
+    """The stored announcement targets with the submit's email recipients; a 422 without SMTP."""
+    settings = svc.conveyor.email
+    if settings is None or settings.server is None:
+        message = "notify.email is not accepted: this server has no SMTP server configured (--smtp-url)"
+        raise ProblemError(422, message, kind="invalid-request", errors=[{"field": "body.notify", "message": message}])
+    return email_targets.encode(callback_url, emails)
 
 
 async def _callback_url(svc: Service, url: str) -> str:
@@ -466,10 +494,9 @@ async def cancel_job(
     return JobStatus.from_job(job, internals=principal.admin)
 
 
-def content_disposition(name: str) -> str:
-    """RFC 6266: an ASCII ``filename`` fallback for old clients and the exact UTF-8 ``filename*``."""
-    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+def _download_url(store: ResultStore, artifact: Artifact) -> str | None:
+    url_of = getattr(store, "download_url", None)
+    return url_of(artifact) if url_of is not None else None  # type: ignore[no-any-return]
 
 
 @router.get(
@@ -493,6 +520,9 @@ async def download_artifact(
     artifact = next((a for a in job.artifacts if a.name == name), None)
     if artifact is None:
         raise ProblemError(404, f"job {job_id} has no artifact {name!r}", kind="artifact-not-found")
+    redirect = await asyncio.to_thread(_download_url, svc.conveyor.result_store, artifact)
+    if redirect is not None:  # the store hands out presigned URLs (S3 downloads=redirect)
+        return RedirectResponse(redirect, status_code=307)  # type: ignore[return-value]
     try:
         chunks: Iterator[bytes] = svc.conveyor.result_store.open(artifact)
         first = next(chunks, b"")

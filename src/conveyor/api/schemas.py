@@ -188,6 +188,23 @@ REFERENCE_PATTERN = r"^[A-Za-z0-9_.\-]{1,100}$"
 """A dependency: a job id (a UUID), or in a batch the step name of an earlier item."""
 
 
+class NotifyRequest(BaseModel):
+    """``notify`` of a submit: who is told when the job ends (see docs/notifications-email.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: list[Annotated[str, Field(min_length=3, max_length=254)]] = Field(
+        min_length=1, max_length=20, description="Addresses mailed when the job succeeds, fails or is canceled"
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        from conveyor.email.smtp import check_address
+
+        return list(dict.fromkeys(check_address(a) for a in value))
+
+
 class SubmitRequest(BaseModel):
     """``POST /v1/jobs``: which task, its arguments, and optional scheduling."""
 
@@ -244,6 +261,7 @@ class SubmitRequest(BaseModel):
     quorum: Annotated[int, Field(ge=1, le=MAX_DEPENDENCIES), BeforeValidator(_a_number)] | None = Field(
         None, description="How many dependencies must succeed (continue: end); at most len(depends_on); null: all"
     )
+    notify: NotifyRequest | None = Field(None, description="Email the job's end to these addresses")
 
     @field_validator("callback_url")
     @classmethod

@@ -19,6 +19,7 @@ from conveyor.api import (
     routes_fleet,
     routes_jobs,
     routes_ops,
+    routes_uploads,
     routes_workflows,
     workflow_events,
 )
@@ -40,14 +41,18 @@ or stream `GET /v1/jobs/{id}/events`. Errors are `application/problem+json` (RFC
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not Content-Length is sent.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    Paths in ``exempt`` (uploads) enforce a limit of their own while they stream the body.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.limit = limit
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
@@ -231,6 +236,7 @@ def create_app(
     app.include_router(workflow_events.router)
     app.include_router(events.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_uploads.router)
     app.include_router(routes_ops.health)
     app.include_router(routes_fleet.router)
     app.include_router(metrics.router)
@@ -246,8 +252,11 @@ def create_app(
     # the conventional address too, where generic tools look first
     app.add_route("/openapi.json", openapi_json, include_in_schema=False)
     app.add_middleware(problems.CatchBugs)
-    app.add_middleware(BodyLimit, limit=svc.config.max_body)
-    app.add_middleware(BodyTimeout, seconds=svc.config.body_timeout)
+    uploads = frozenset({routes_uploads.UPLOAD_PATH})
+    app.add_middleware(BodyLimit, limit=svc.config.max_body, exempt=uploads)
+    app.add_middleware(
+        BodyTimeout, seconds=svc.config.body_timeout, longer={routes_uploads.UPLOAD_PATH: svc.config.upload_timeout}
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestCounter)
     return app

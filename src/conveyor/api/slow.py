@@ -75,15 +75,18 @@ class BodyTimeout:
     """Answer 408 (and so close the connection) when a body is not complete ``seconds`` after the
     request began, however steadily its bytes drip in."""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, longer: dict[str, float] | None = None) -> None:
         self.app = app
         self.seconds = seconds
+        self.longer = longer or {}
+        """Paths whose bodies may take longer (uploads: ``--upload-timeout``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.seconds
+        seconds = self.longer.get(scope.get("path", ""), self.seconds)
+        deadline = time.monotonic() + seconds
         done = False
         started = False
         answered = False
@@ -106,7 +109,7 @@ class BodyTimeout:
                     # answered here: FastAPI turns any error while reading a body into a 400
                     response = problems.problem_response(
                         408,
-                        f"the request body did not arrive within {self.seconds:g} seconds",
+                        f"the request body did not arrive within {seconds:g} seconds",
                         kind="request-timeout",
                         headers={"Connection": "close"},
                     )

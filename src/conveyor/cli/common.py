@@ -23,6 +23,23 @@ URL_OPTION = typer.Option(
     help="Engine URL when no --app is given, e.g. sqlite:///var/conveyor.db.",
 )
 
+SMTP_OPTION = typer.Option(
+    None,
+    "--smtp-url",
+    envvar="CONVEYOR_SMTP_URL",
+    help="SMTP server for email notifications: smtp://host:port or smtps://user:pass@host:465.",
+)
+
+
+def use_smtp(url: str | None) -> None:
+    """Hand ``--smtp-url`` to the app (and its executor processes) through ``$CONVEYOR_SMTP_URL``,
+    checked first so a bad URL is one ``error:`` line."""
+    if url:
+        from conveyor.email.smtp import SmtpServer
+
+        SmtpServer.from_url(url)
+        os.environ["CONVEYOR_SMTP_URL"] = url
+
 
 def resolve_app(app_spec: str | None, url: str | None = None) -> Conveyor:
     """The app named by --app, or a bare app on --url for commands that run no task code.
@@ -39,3 +56,28 @@ def resolve_app(app_spec: str | None, url: str | None = None) -> Conveyor:
             )
         return conveyor
     return Conveyor(url or os.environ.get("CONVEYOR_URL"))
+
+
+RESULTS_OPTION = typer.Option(
+    None,
+    "--results",
+    help="Result store for artifacts and uploads: a directory or s3://bucket/prefix?endpoint=...&region=... "
+    "(default $CONVEYOR_RESULTS, else var/results). Every node of a deployment must name the same store.",
+)
+
+
+def load_with_results(app_spec: str, results: str | None) -> Conveyor:
+    """Load the app with ``--results`` as its result store (set as $CONVEYOR_RESULTS first, so the
+    executor processes and nodes started from here load the same store).
+
+    An app that fixes its own ``result_store=`` in code would silently ignore the option: an error.
+    """
+    if results:
+        os.environ["CONVEYOR_RESULTS"] = results
+    conveyor = load_app(app_spec)
+    if results and getattr(conveyor.result_store, "spec", None) != results:
+        raise ConfigError(
+            f"app {app_spec!r} sets its own result_store in code, so --results {results!r} would be ignored; "
+            "drop one of them (or build the app with result_store=None to read $CONVEYOR_RESULTS)"
+        )
+    return conveyor

@@ -21,10 +21,11 @@ import time
 
 import typer
 
-from conveyor.app import Conveyor, load_app
-from conveyor.cli.common import APP_OPTION
+from conveyor.app import Conveyor
+from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
+from conveyor.resources import parse_resources
 
 WORKER_STOP_GRACE = 35.0
 PR_SET_PDEATHSIG = 1
@@ -34,10 +35,14 @@ def _all_queues(conveyor: Conveyor) -> list[str]:
     return sorted(set(conveyor.queues) | {t.options.queue for t in conveyor.tasks.values()} | {"default"})
 
 
-def _start_workers(spec: str, conveyor: Conveyor, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def _start_workers(
+    spec: str, conveyor: Conveyor, count: int, concurrency: int, resources: str = ""
+) -> list[subprocess.Popen[bytes]]:
     queues = ",".join(_all_queues(conveyor))
     command = [sys.executable, "-m", "conveyor", "worker", "--app", spec, "--queues", queues]
     command += ["--concurrency", str(concurrency)]
+    if resources:
+        command += ["--resources", resources]
     return [subprocess.Popen(command, env=os.environ.copy(), preexec_fn=_die_with_parent) for _ in range(count)]
 
 
@@ -102,6 +107,17 @@ def serve(
     max_streams_per_key: int = typer.Option(
         20, "--max-streams-per-key", help="Concurrent event streams per API key (429 above)."
     ),
+    smtp_url: str | None = SMTP_OPTION,
+    resources: str = typer.Option(
+        "", "--resources", help="What each node started by --workers has, e.g. gpu=1 (see conveyor worker)."
+    ),
+    max_upload: int = typer.Option(
+        5 * 1024**3, "--max-upload", help="Largest file POST /v1/uploads accepts, in bytes (413 above)."
+    ),
+    upload_timeout: float = typer.Option(
+        3600.0, "--upload-timeout", help="Seconds an upload's body may take to arrive (408 after)."
+    ),
+    results: str | None = RESULTS_OPTION,
     public_url: str | None = typer.Option(
         None,
         "--public-url",
@@ -117,9 +133,14 @@ def serve(
     concurrency = concurrency if concurrency is not None else (os.cpu_count() or 1)
     if workers < 0 or concurrency < 1 or max_body < 1 or max_streams_per_key < 1:
         raise ConfigError("--workers must be >= 0, --concurrency, --max-body and --max-streams-per-key >= 1")
-    if header_timeout <= 0 or body_timeout <= 0:
-        raise ConfigError("--header-timeout and --body-timeout must be positive seconds")
-    conveyor = load_app(app_spec)
+    if header_timeout <= 0 or body_timeout <= 0 or upload_timeout <= 0:
+        raise ConfigError("--header-timeout, --body-timeout and --upload-timeout must be positive seconds")
+    if max_upload < 1:
+        raise ConfigError("--max-upload must be >= 1 byte")
+    use_smtp(smtp_url)
+    if resources:
+        parse_resources(resources)  # a bad value is one error line here, not a worker that exits
+    conveyor = load_with_results(app_spec, results)
     metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = tempfile.mkdtemp(prefix="conveyor-metrics-")
@@ -147,10 +168,12 @@ def serve(
         body_timeout=body_timeout,
         max_streams_per_key=max_streams_per_key,
         public_url=public_url.rstrip("/") if public_url else None,
+        max_upload=max_upload,
+        upload_timeout=upload_timeout,
     )
     api = create_app(conveyor, auth=not no_auth, config=config)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    nodes = _start_workers(app_spec, conveyor, workers, concurrency) if workers else []
+    nodes = _start_workers(app_spec, conveyor, workers, concurrency, resources) if workers else []
     try:
         _banner(f"http://{host}:{port}", conveyor, not no_auth, workers)
         uvicorn.run(

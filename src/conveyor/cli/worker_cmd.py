@@ -7,9 +7,10 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION
+from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
+from conveyor.resources import parse_resources
 from conveyor.worker.config import DAY, AutoscaleConfig, MaintenanceConfig, WorkerConfig, default_worker_id
 from conveyor.worker.logs import LEVELS, setup_logging
 
@@ -46,6 +47,11 @@ def worker(
     scale_down_idle: float | None = typer.Option(
         None, "--scale-down-idle", help="With --max-concurrency: idle seconds before the pool shrinks (30)."
     ),
+    smtp_url: str | None = SMTP_OPTION,
+    resources: str = typer.Option(
+        "", "--resources", help="What this node has, e.g. gpu=1,ram=64: it runs jobs of tasks that need them."
+    ),
+    results: str | None = RESULTS_OPTION,
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     log_format: str = typer.Option("text", "--log-format", help="text (key=value) or json."),
     summary_interval: float = typer.Option(
@@ -88,6 +94,7 @@ def worker(
         registry_interval=registry_interval,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        resources=parse_resources(resources),
         maintenance=MaintenanceConfig(
             reap_interval=reap_interval or max(0.2, min(5.0, lease / 2)),
             retention=retention_days * DAY,
@@ -96,9 +103,9 @@ def worker(
     ).validate()
     setup_logging(log_level, log_format)
 
-    from conveyor.app import load_app
     from conveyor.worker.supervisor import Worker
 
-    conveyor = load_app(app_spec)
+    use_smtp(smtp_url)
+    conveyor = load_with_results(app_spec, results)
     code = asyncio.run(Worker(conveyor, config).run())
     raise typer.Exit(code)

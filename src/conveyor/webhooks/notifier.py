@@ -10,7 +10,9 @@ entry whose deliveries could not all be enqueued is not acked: its lease expires
 takes it again. Several nodes may take the same entry (a lease that ran out, a slow node):
 each delivery is enqueued with an idempotency key and a job id derived from the ending, so a
 second notice of one ending makes no second delivery (see docs/decisions/0002-webhooks.md for
-the one window where it can). An app without webhooks only acks, so the outbox stays small.
+the one window where it can). Email notifications (``conveyor/email``) ride the same path: one
+``conveyor.email.send`` job per recipient, keyed the same way. An app without webhooks or
+email only acks, so the outbox stays small.
 
 The node that finished a job nudges its own consumer through the app's telemetry seam
 (``JobEnded``), so webhooks leave within milliseconds; other nodes poll on an interval.
@@ -31,6 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from conveyor.api.schemas import JobStatus
 from conveyor.backend.protocol import Backend, OutboxEntry, OutboxRequest
+from conveyor.email import message as mail
+from conveyor.email import targets as stored_targets
+from conveyor.email.settings import SEND_TASK
 from conveyor.errors import DuplicateJobId, IdempotencyConflict
 from conveyor.task import CallOptions
 from conveyor.telemetry import Event, JobEnded
@@ -54,8 +59,8 @@ LEASE = 60.0
 
 def internal_task(name: str) -> bool:
     """Built-in tasks only Conveyor itself enqueues: the API refuses them (a forged delivery job
-    would be signed with the app's secret)."""
-    return name.startswith("conveyor.webhooks.")
+    would be signed with the app's secret, a forged mail sent from the app's address)."""
+    return name.startswith(("conveyor.webhooks.", "conveyor.email."))
 
 
 def _iso(at: float) -> str:
@@ -102,14 +107,15 @@ class OutboxConsumer:
     def __init__(self, app: Conveyor, backend: Backend) -> None:
         self.app = app
         self.backend = backend
-        self.batch = BATCH if app.webhooks is not None else ACK_ONLY_BATCH
+        self.announces = app.webhooks is not None or app.email is not None
+        self.batch = BATCH if self.announces else ACK_ONLY_BATCH
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self) -> Callable[[], None]:
         """Be nudged when a job ends in this process (only useful when there is something to send)."""
         self._loop = asyncio.get_running_loop()
-        if self.app.webhooks is None:
+        if not self.announces:
             return lambda: None
         return self.app.telemetry.attach(self._on_event)
 
@@ -139,11 +145,7 @@ class OutboxConsumer:
         )
         if not entries:
             return 0
-        done = (
-            [e.seq for e in entries]
-            if self.app.webhooks is None
-            else [e.seq for e in entries if await self.announce(e)]
-        )
+        done = [e.seq for e in entries] if not self.announces else [e.seq for e in entries if await self.announce(e)]
         await self.app.telemetry.timed("ack_outbox", self.backend.ack_outbox(done))
         return len(entries)
 
@@ -155,10 +157,11 @@ class OutboxConsumer:
         except Exception as exc:
             LOGGER.warning("webhooks: cannot read job %s to announce %s: %s", entry.job_id, event, exc)
             return False
-        if job is None or job.task == DELIVER_TASK:  # pruned; a delivery's own end is never announced
+        if job is None or internal_task(job.task):  # pruned; a delivery's own end is never announced
             return True
-        targets = self.targets(job, event)
-        if not targets:
+        targets = self.targets(job, event) if self.app.webhooks is not None else []
+        mails = self.mail_targets(job, event)
+        if not targets and not mails:
             return True
         age = time.time() - entry.at
         if age > self.app.idempotency_ttl:
@@ -178,7 +181,26 @@ class OutboxConsumer:
             payload = event_payload(job, event, entry.at, internals=endpoint != CALLBACK)
             args = {"job_id": job.id, "event": event, "endpoint": endpoint, "url": url, "payload": payload}
             ok = await self._enqueue(job, args, idempotency_key(job.id, event, endpoint, entry.at), entry.at) and ok
+        for address, internals in mails:
+            subject, text = mail.render(job, event, entry.at, internals)
+            args = {"job_id": job.id, "event": event, "to": address, "subject": subject, "text": text}
+            key = idempotency_key(job.id, event, f"email:{address}", entry.at)
+            ok = await self._enqueue(job, args, key, entry.at, SEND_TASK) and ok
         return ok
+
+    def mail_targets(self, job: Job, event: str) -> list[tuple[str, bool]]:
+        """(address, show internals) of every email recipient of this event: the configured
+        recipients (operators: internals), then the job's own ``notify`` (not repeated)."""
+        settings = self.app.email
+        if settings is None:
+            return []
+        out = [(a, True) for a in settings.recipients] if settings.wants(event, job.task) else []
+        seen = {a.lower() for a, _ in out}
+        for address in stored_targets.decode(job.callback_url)[1]:
+            if address.lower() not in seen:
+                seen.add(address.lower())
+                out.append((address, False))
+        return out
 
     def targets(self, job: Job, event: str) -> list[tuple[str, str | None]]:
         """(endpoint name, callback URL or None) of every receiver of this event."""
@@ -187,14 +209,15 @@ class OutboxConsumer:
         out: list[tuple[str, str | None]] = [
             (e.name, None) for e in settings.endpoints if e.wants(event, job.tenant, job.task)
         ]
-        if settings.callbacks and job.callback_url:
-            out.append((CALLBACK, job.callback_url))
+        callback = stored_targets.decode(job.callback_url)[0]
+        if settings.callbacks and callback:
+            out.append((CALLBACK, callback))
         return out
 
-    async def _enqueue(self, job: Job, args: dict[str, Any], key: str, at: float) -> bool:
+    async def _enqueue(self, job: Job, args: dict[str, Any], key: str, at: float, task: str = DELIVER_TASK) -> bool:
         # owned by the internal tenant: the job's tenant must not see (or cancel) the operator's deliveries
         options = CallOptions(idempotency_key=key, tenant=INTERNAL_TENANT)
-        request = self.app.build_request(DELIVER_TASK, args, options)
+        request = self.app.build_request(task, args, options)
         request = replace(request, job_id=delivery_id(key, at))
         try:
             result = await self.app.telemetry.timed("enqueue", self.backend.enqueue(request))
@@ -205,7 +228,7 @@ class OutboxConsumer:
                 "webhooks: could not enqueue %s delivery of job %s to %s: %s (will retry)",
                 args["event"],
                 job.id,
-                args["endpoint"],
+                args.get("endpoint") or args.get("to"),
                 exc,
             )
             return False

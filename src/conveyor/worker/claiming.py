@@ -12,7 +12,9 @@ import asyncio
 import logging
 
 from conveyor.backend.protocol import Backend, ClaimRequest
+from conveyor.resources import ResourceGate
 from conveyor.telemetry import JobClaimed, Telemetry
+from conveyor.types import Job
 from conveyor.worker.aio import first_of
 from conveyor.worker.capacity import Capacity
 from conveyor.worker.config import WorkerConfig
@@ -36,11 +38,14 @@ class ClaimLoop:
         draining: asyncio.Event,
         telemetry: Telemetry,
         work_hint: asyncio.Event | None = None,
+        gate: ResourceGate | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.work_hint = work_hint or asyncio.Event()
         """Set when this node's own commit may have made a job claimable (a released fan-in):
         an idle wait ends at once instead of at the engine's next wake-up."""
+        self.gate = gate
+        """What the node has of each resource; None (or no resource queue): plain claims only."""
         self.backend = backend
         self.config = config
         self.capacity = capacity
@@ -60,9 +65,11 @@ class ClaimLoop:
                 continue
             free = await self._gather(free)
             self.work_hint.clear()  # a hint set from here on is about a commit this claim may miss
+            gated = self.gate is not None and bool(self.gate.queues)
+            if gated:
+                self.capacity_changed.clear()  # a job ending from here on may free a resource: wake
             try:
-                claim = self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
-                jobs = await self.telemetry.timed("claim", claim)
+                jobs = await self._claim(free)
             except Exception as exc:  # engine hiccup: back off, never crash the node
                 log("worker.claim_error", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
                 await first_of(asyncio.sleep(CLAIM_RETRY), self.draining.wait())
@@ -80,9 +87,37 @@ class ClaimLoop:
                 self.capacity_changed.clear()
                 await first_of(self.capacity_changed.wait(), self.draining.wait(), asyncio.sleep(cfg.poll_interval))
                 continue
+            if gated:
+                assert self.gate is not None
+                open_queues = cfg.queues + tuple(q for q in self.gate.queues if self.gate.room(q) > 0)
+                await first_of(
+                    self.backend.wait_for_work(open_queues, cfg.poll_interval),
+                    self.draining.wait(),
+                    self.capacity_changed.wait(),
+                    self.work_hint.wait(),
+                )
+                continue
             await first_of(
                 self.backend.wait_for_work(cfg.queues, cfg.poll_interval), self.draining.wait(), self.work_hint.wait()
             )
+
+    async def _claim(self, free: int) -> list[Job]:
+        """Up to ``free`` jobs of the node's queues, then of each resource queue as many as fit."""
+        cfg = self.config
+        claim = self.backend.claim(ClaimRequest(cfg.worker_id, cfg.queues, free, cfg.lease))
+        jobs: list[Job] = await self.telemetry.timed("claim", claim)
+        if self.gate is None:
+            return jobs
+        for queue in self.gate.queues:
+            room = min(free - len(jobs), self.gate.room(queue))
+            if room <= 0:
+                continue
+            claim = self.backend.claim(ClaimRequest(cfg.worker_id, (queue,), room, cfg.lease))
+            got: list[Job] = await self.telemetry.timed("claim", claim)
+            for job in got:
+                self.gate.take(job)
+            jobs += got
+        return jobs
 
     async def _gather(self, free: int) -> int:
         """Let a few more slots free up (at most ``CLAIM_LINGER``) before claiming a small batch.

@@ -60,6 +60,8 @@ class WorkerConfig:
     burst: bool = False
     poll_interval: float = 1.0
     """Longest idle wait between claim attempts when no notification arrives."""
+    resources: dict[str, int] = field(default_factory=dict)
+    """What this node has (``--resources gpu=1``): it also serves its queues' resource queues."""
     summary_interval: float = 60.0
     """Seconds between two INFO ``worker.summary`` lines (per-job lines are DEBUG)."""
     registry_interval: float = 5.0

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from conveyor.app import Conveyor
 from conveyor.dependencies import fetch_dependencies
+from conveyor.resources import ResourceGate
 from conveyor.task import Task
 from conveyor.types import Job
 from conveyor.worker.aio import acquire_unless_stopped
@@ -40,6 +41,7 @@ class JobRunner:
         async_concurrency: int,
         stop_grace: float,
         on_capacity: Callable[[], None],
+        gate: ResourceGate | None = None,
     ) -> None:
         self.app = app
         self.pool = pool
@@ -47,6 +49,8 @@ class JobRunner:
         self.recorder = recorder
         self.stop_grace = stop_grace
         self._on_capacity = on_capacity
+        self.gate = gate
+        """Resources held by jobs of resource queues, given back when their outcome is recorded."""
         """Called whenever a slot may have come free: wakes the claim loop."""
         self.held: dict[str, JobRun] = {}
         """Every job whose lease this node holds, from claim until its outcome is recorded."""
@@ -100,6 +104,8 @@ class JobRunner:
             logging.getLogger("conveyor.worker").exception("job %s: supervisor error", run.job.id)
         finally:
             self.held.pop(run.job.id, None)
+            if self.gate is not None:
+                self.gate.release(run.job)
             try:
                 if returned:
                     self.capacity.settled()

@@ -25,6 +25,7 @@ import signal
 from conveyor.app import Conveyor
 from conveyor.backend.protocol import Backend
 from conveyor.errors import BackendUnavailable
+from conveyor.resources import ResourceGate, served_queues
 from conveyor.worker.autoscaler import Autoscaler
 from conveyor.worker.capacity import Capacity
 from conveyor.worker.claiming import ClaimLoop
@@ -97,6 +98,7 @@ class Worker:
             return 0
         work_hint = asyncio.Event()
         recorder = OutcomeRecorder(backend, cfg.lease, self.app.telemetry, work_hint.set)
+        gate = ResourceGate(cfg.resources, served_queues(cfg.queues, cfg.resources, self.app.resource_queues()))
         self._runner = runner = JobRunner(
             self.app,
             self.pool,
@@ -105,6 +107,7 @@ class Worker:
             cfg.async_concurrency,
             cfg.stop_grace,
             self._capacity_changed.set,
+            gate,
         )
         claims = ClaimLoop(
             backend,
@@ -115,6 +118,7 @@ class Worker:
             self.shutdown.draining,
             self.app.telemetry,
             work_hint,
+            gate,
         )
         summary = Summary(self.app.telemetry, cfg.worker_id, cfg.summary_interval)
         registry = NodeRegistry(backend, cfg.worker_id, cfg.registry_interval, self._node_info)
@@ -124,7 +128,7 @@ class Worker:
         log(
             "worker.start",
             id=cfg.worker_id,
-            queues=",".join(cfg.queues),
+            queues=",".join(cfg.queues + gate.queues),
             concurrency=cfg.concurrency,
             max_concurrency=cfg.max_executors,
             lease=cfg.lease,
