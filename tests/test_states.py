@@ -190,3 +190,49 @@ def test_every_decision_is_a_legal_transition() -> None:
         for retryable in (True, False):
             assert is_legal(R, Action.RETRY if after_failure(attempts, 3, retryable=retryable) is S else Action.FAIL)
         assert after_expiry(attempts, 3) in (Q, FAILED)
+
+
+# -- dependency policies (docs/decisions/0004-dependency-policies.md) --------------------------
+
+
+def test_dependent_outcome_per_policy() -> None:
+    from conveyor.states import DependentOutcome as O
+    from conveyor.states import dependent_outcome
+    from conveyor.types import DependencyPolicy as P
+
+    cases = [
+        # policy, quorum, dependency states, outcome
+        (P.CANCEL, None, [OK, OK], O.RELEASE),
+        (P.CANCEL, None, [OK, Q], O.WAIT),
+        (P.CANCEL, None, [FAILED, Q], O.CANCEL),
+        (P.CANCEL, None, [CANCELED, Q], O.CANCEL),
+        (P.CANCEL, 2, [FAILED, Q, Q], O.WAIT),  # two may still succeed
+        (P.CANCEL, 2, [FAILED, CANCELED, Q], O.CANCEL),
+        (P.CANCEL, 2, [OK, FAILED, OK], O.RELEASE),
+        (P.CONTINUE, None, [FAILED, CANCELED], O.RELEASE),
+        (P.CONTINUE, None, [FAILED, R], O.WAIT),
+        (P.CONTINUE, 1, [FAILED, R], O.RELEASE),
+        (P.WAIT, None, [FAILED, OK], O.WAIT),  # a redrive may still satisfy it
+        (P.WAIT, None, [CANCELED, OK], O.CANCEL),
+        (P.WAIT, 1, [CANCELED, FAILED], O.WAIT),
+        (P.CANCEL, None, [None, OK], O.RELEASE),  # a pruned dependency ended long ago
+        (P.CANCEL, None, [], O.RELEASE),
+    ]
+    for policy, quorum, deps, want in cases:
+        assert dependent_outcome(policy, quorum, deps) is want, (policy, quorum, deps)
+
+
+def test_dependency_rules_table_and_error() -> None:
+    from conveyor.states import dependency_failed_error, dependency_rules_table
+
+    assert dependency_rules_table() == {
+        "cancel": {"done": ["succeeded"], "lost": ["canceled", "failed"]},
+        "continue": {"done": ["canceled", "failed", "succeeded"], "lost": []},
+        "wait": {"done": ["succeeded"], "lost": ["canceled"]},
+    }
+    assert dependency_failed_error("j1", "fetch", FAILED) == {
+        "type": "DependencyFailed",
+        "message": "dependency j1 (fetch) failed",
+        "dependency": "j1",
+    }
+    assert dependency_failed_error("j2", None, CANCELED)["message"] == "dependency j2 was canceled"

@@ -27,6 +27,10 @@ def build_app(url: str, results: Path) -> Conveyor:
     def add(a: int, b: int = 0) -> int:
         return a + b
 
+    @app.task(name="chunk")
+    def chunk(items: list[int]) -> int:
+        return sum(items)
+
     @app.task(name="send", queue="mail")
     def send(to: str) -> None:
         return None

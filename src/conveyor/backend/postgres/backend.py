@@ -351,11 +351,12 @@ class PostgresBackend:
 
         async def run(conn: Conn) -> list[Row]:
             rows = await _rows(conn, self.sql["complete_many"], params)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                if row["has_dependents"]:
-                    # Separate statements: each fresh snapshot sees dependents committed while
-                    # the UPDATE above waited for the row locks (as in ``complete``).
-                    await self._settle_dependents(conn, row["id"], JobState.SUCCEEDED)
+            parents = sorted(r["id"] for r in rows if r["has_dependents"])
+            if parents:
+                # A separate statement: its fresh snapshot sees dependents committed while the
+                # UPDATE above waited for the row locks (as in ``complete``).
+                counted = await _rows(conn, self.sql["count_successes"], {"ids": parents})
+                await self._decide_dependents(conn, counted, parents[0], JobState.SUCCEEDED)
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -442,28 +443,41 @@ class PostgresBackend:
     async def _settle_dependents(self, conn: Conn, job_id: str, state: JobState) -> None:
         """``job_id`` just ended in ``state`` (this transaction): count it on each waiting
         dependent, then release, cancel or keep each as ``states.dependent_outcome_counts``
-        decides, cascading through the dependents canceled here. ``count_ending`` row-locks the
-        dependents first, so of two parents ending at once the second counts on top of the
-        first one's commit: a fan-in is released exactly once."""
-        off = self.clock_offset
+        decides. ``count_ending`` row-locks the dependents first, so of two parents ending at
+        once the second counts on top of the first one's commit: a fan-in is released exactly
+        once."""
         rows = await _rows(conn, self.sql["count_ending"], {"id": job_id, "state": state.value})
-        for dep in sorted(rows, key=lambda r: r["id"]):
-            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
-            policy = DependencyPolicy(dep["on_dependency_failure"])
-            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
-            if outcome is states.DependentOutcome.RELEASE:
-                await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
-            elif outcome is states.DependentOutcome.CANCEL:
-                step_row = await _one(conn, self.sql["job_step"], {"id": job_id})
-                error = states.dependency_failed_error(job_id, step_row["step"] if step_row else None, state)
-                params = {
-                    "off": off,
-                    "id": dep["id"],
-                    "error": serde.dumps(error),
-                    "data": serde.dumps({"reason": error["message"], "error": error}),
-                }
-                if await _one(conn, self.sql["cancel_dependent"], params) is not None:
-                    await self._settle_dependents(conn, dep["id"], JobState.CANCELED)
+        await self._decide_dependents(conn, rows, job_id, state)
+
+    async def _decide_dependents(self, conn: Conn, rows: list[Row], job_id: str, state: JobState) -> None:
+        """Apply ``states.dependent_outcome_counts`` to dependents just counted (``rows``) after
+        ``job_id`` ended in ``state``; a dependent canceled here ends too, so its own dependents
+        are counted and decided next (a worklist, not recursion: a chain of any length cascades)."""
+        off = self.clock_offset
+        pending: list[tuple[list[Row] | None, str, JobState]] = [(rows, job_id, state)]
+        while pending:
+            counted, parent, how = pending.pop()
+            if counted is None:
+                counted = await _rows(conn, self.sql["count_ending"], {"id": parent, "state": how.value})
+            canceled: list[str] = []
+            for dep in sorted(counted, key=lambda r: r["id"]):
+                ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
+                policy = DependencyPolicy(dep["on_dependency_failure"])
+                outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
+                if outcome is states.DependentOutcome.RELEASE:
+                    await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
+                elif outcome is states.DependentOutcome.CANCEL:
+                    step_row = await _one(conn, self.sql["job_step"], {"id": parent})
+                    error = states.dependency_failed_error(parent, step_row["step"] if step_row else None, how)
+                    cancel = {
+                        "off": off,
+                        "id": dep["id"],
+                        "error": serde.dumps(error),
+                        "data": serde.dumps({"reason": error["message"], "error": error}),
+                    }
+                    if await _one(conn, self.sql["cancel_dependent"], cancel) is not None:
+                        canceled.append(dep["id"])
+            pending.extend((None, child, JobState.CANCELED) for child in reversed(canceled))
 
     async def cancel(self, req: CancelRequest) -> Job:
         async def run(conn: Conn) -> Job:

@@ -227,6 +227,23 @@ SET deps_succeeded = j.deps_succeeded + (%(state)s = 'succeeded')::int,
 FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
 RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
 
+-- name: count_successes
+-- Dependencies %(ids)s just succeeded (one complete_many batch): count them on each waiting
+-- dependent with ONE update per dependent (a batch of chunks of one fan-in touches its row
+-- once, not once per chunk), locked in id order as in count_ending.
+WITH ended AS (
+    SELECT d.job_id, count(*) AS n FROM {schema}.job_deps d WHERE d.depends_on = ANY(%(ids)s::text[])
+    GROUP BY d.job_id
+), locked AS (
+    SELECT j.id, ended.n FROM {schema}.jobs j JOIN ended ON ended.job_id = j.id
+    WHERE j.state = 'waiting'
+    ORDER BY j.id
+    FOR UPDATE OF j
+)
+UPDATE {schema}.jobs j SET deps_succeeded = j.deps_succeeded + locked.n
+FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
+RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
+
 -- name: uncount_failures
 -- Dependencies %(ids)s were redriven: they are no longer failed for their waiting dependents.
 WITH gone AS (

@@ -468,24 +468,30 @@ class SQLiteBackend:
 
     def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
         """``job_id`` just ended in ``state``: count it on each waiting dependent, then release,
-        cancel or keep each as ``states.dependent_outcome_counts`` decides, cascading through
-        the dependents canceled here (depth first, in id order)."""
-        rows = conn.execute(SQL["count_ending"], {"id": job_id, "state": state.value}).fetchall()
-        for dep in sorted(rows, key=lambda r: r["id"]):
-            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
-            policy = DependencyPolicy(dep["on_dependency_failure"])
-            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
-            if outcome is states.DependentOutcome.RELEASE:
-                released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
-                if released is not None:
-                    self._event(conn, dep["id"], now, "state", released["state"])
-            elif outcome is states.DependentOutcome.CANCEL:
-                step = conn.execute(SQL["job_step"], {"id": job_id}).fetchone()["step"]
-                error = states.dependency_failed_error(job_id, step, state)
-                params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
-                if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
-                    self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
-                    self._settle_dependents(conn, dep["id"], JobState.CANCELED, now)
+        cancel or keep each as ``states.dependent_outcome_counts`` decides; a dependent canceled
+        here ends too, so its own dependents are settled next (a worklist, not recursion: a
+        chain of any length cascades)."""
+        ended_now = [(job_id, state)]
+        while ended_now:
+            parent, how = ended_now.pop()
+            rows = conn.execute(SQL["count_ending"], {"id": parent, "state": how.value}).fetchall()
+            canceled: list[str] = []
+            for dep in sorted(rows, key=lambda r: r["id"]):
+                ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
+                policy = DependencyPolicy(dep["on_dependency_failure"])
+                outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
+                if outcome is states.DependentOutcome.RELEASE:
+                    released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
+                    if released is not None:
+                        self._event(conn, dep["id"], now, "state", released["state"])
+                elif outcome is states.DependentOutcome.CANCEL:
+                    step = conn.execute(SQL["job_step"], {"id": parent}).fetchone()["step"]
+                    error = states.dependency_failed_error(parent, step, how)
+                    params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
+                    if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
+                        self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
+                        canceled.append(dep["id"])
+            ended_now.extend((c, JobState.CANCELED) for c in reversed(canceled))
 
     def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
         params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
