@@ -380,24 +380,7 @@ class Conveyor:
 
         return await self.enqueue_many_async(chunks(task, items, chunk_size, then, arg), workflow_id=workflow_id)
 
-    async def workflow_async(self, workflow_id: str, tenant: str | None = None) -> Workflow | None:
-        """Every step of a workflow as it is now (dependencies first), with ``progress`` and
-        ``counts()``; None when it has no job (of this tenant)."""
-        from conveyor.canvas import Workflow, dependencies_first
-
-        backend = await self.backend()
-        jobs: list[Job] = []
-        cursor: str | None = None
-        while True:
-            page = await backend.list_jobs(JobFilter(tenant, (), None, None, 1000, cursor, workflow_id))
-            jobs.extend(page.jobs)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        return Workflow(workflow_id, dependencies_first(jobs)) if jobs else None
-
     enqueue_many = blocking(enqueue_many_async)
-    workflow = blocking(workflow_async)
     chain = blocking(chain_async)
     group = blocking(group_async)
     fan_out = blocking(fan_out_async)

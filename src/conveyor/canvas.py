@@ -117,47 +117,6 @@ class Workflow:
         """The last job of the plan: a chain's final step, a group's fan-in."""
         return self.jobs[-1]
 
-    @property
-    def progress(self) -> float:
-        """The steps' combined progress, 0..1: an ended step counts 1, a running one its last
-        ``ctx.progress`` fraction, the others 0 (a fan-out's chunks: the share of items done)."""
-        if not self.jobs:
-            return 0.0
-        return sum(1.0 if j.terminal else (j.progress or 0.0) for j in self.jobs) / len(self.jobs)
-
-    def counts(self) -> dict[str, int]:
-        """How many steps are in each state."""
-        out: dict[str, int] = {}
-        for job in self.jobs:
-            out[job.state.value] = out.get(job.state.value, 0) + 1
-        return out
-
-    @property
-    def done(self) -> bool:
-        """True once every step has ended (succeeded, failed or canceled)."""
-        return all(j.terminal for j in self.jobs)
-
-
-def dependencies_first(jobs: Iterable[Job]) -> list[Job]:
-    """Jobs ordered by depth (a job after every job of the list it depends on), then by id:
-    a chain's steps in order, a fan-out's chunks then its fan-in."""
-    by_id = {j.id: j for j in jobs}
-    depth: dict[str, int] = {}
-    opened: set[str] = set()
-    for root in by_id.values():
-        stack = [(root, False)]
-        while stack:  # iterative post-order: a long chain must not hit the recursion limit
-            job, children_done = stack.pop()
-            if job.id in depth:
-                continue
-            if children_done:
-                depth[job.id] = 1 + max((depth.get(d, -1) for d in job.depends_on if d in by_id), default=-1)
-            elif job.id not in opened:  # opened twice only on a cycle, which no engine stores
-                opened.add(job.id)
-                stack.append((job, True))
-                stack.extend((by_id[d], False) for d in job.depends_on if d in by_id and d not in depth)
-    return sorted(by_id.values(), key=lambda j: (depth.get(j.id, 0), j.id))
-
 
 def new_workflow_id() -> str:
     return str(uuid.uuid4())

@@ -62,15 +62,3 @@ def test_a_bad_step_refuses_the_whole_batch(facade: Facade) -> None:
         add.s(a=1).set(colour="red")
     with pytest.raises(ConfigError, match="at least one"):
         facade("chain")
-
-
-def test_a_workflow_reads_back_with_its_progress(facade: Facade) -> None:
-    chunk, send = facade.app.get_task("chunk"), facade.app.get_task("send")
-    wf = facade("fan_out", chunk, list(range(4)), chunk_size=1, then=send.s(to="x"))
-    first = facade("cancel", wf[0].id)
-    assert first.state is JobState.CANCELED
-    again = facade("workflow", wf.id)
-    assert [j.id for j in again] == [j.id for j in wf]
-    assert again.counts() == {"canceled": 2, "queued": 3}  # the fan-in was canceled with it
-    assert again.progress == 2 / 5 and not again.done
-    assert facade("workflow", "no-such-workflow") is None
