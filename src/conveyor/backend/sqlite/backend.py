@@ -467,31 +467,37 @@ class SQLiteBackend:
         return await self._run(run)
 
     def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
-        """``job_id`` just ended in ``state``: count it on each waiting dependent, then release,
-        cancel or keep each as ``states.dependent_outcome_counts`` decides; a dependent canceled
-        here ends too, so its own dependents are settled next (a worklist, not recursion: a
-        chain of any length cascades)."""
-        ended_now = [(job_id, state)]
-        while ended_now:
-            parent, how = ended_now.pop()
-            rows = conn.execute(SQL["count_ending"], {"id": parent, "state": how.value}).fetchall()
-            canceled: list[str] = []
-            for dep in sorted(rows, key=lambda r: r["id"]):
-                ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
-                policy = DependencyPolicy(dep["on_dependency_failure"])
-                outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
-                if outcome is states.DependentOutcome.RELEASE:
-                    released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
-                    if released is not None:
-                        self._event(conn, dep["id"], now, "state", released["state"])
-                elif outcome is states.DependentOutcome.CANCEL:
-                    step = conn.execute(SQL["job_step"], {"id": parent}).fetchone()["step"]
-                    error = states.dependency_failed_error(parent, step, how)
-                    params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
-                    if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
-                        self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
-                        canceled.append(dep["id"])
-            ended_now.extend((c, JobState.CANCELED) for c in reversed(canceled))
+        """``job_id`` just ended in ``state``: visit its waiting dependents in id order, count
+        the ending on each, and release, cancel or keep it as ``states.dependent_outcome_counts``
+        decides. A dependent canceled here ends too: its own dependents are visited before its
+        next sibling (depth first, like lib.lua's recursion), with an explicit stack so a chain
+        of any length cascades."""
+        stack = [(job_id, state, self._waiting_dependents(conn, job_id))]
+        while stack:
+            parent, how, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                continue
+            dep = conn.execute(SQL["count_ending"], {"id": todo.pop(0), "state": how.value}).fetchone()
+            if dep is None:
+                continue  # no longer waiting (settled by an earlier visit)
+            ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
+            policy = DependencyPolicy(dep["on_dependency_failure"])
+            outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
+            if outcome is states.DependentOutcome.RELEASE:
+                released = conn.execute(SQL["release_dependent"], {"id": dep["id"], "now": now}).fetchone()
+                if released is not None:
+                    self._event(conn, dep["id"], now, "state", released["state"])
+            elif outcome is states.DependentOutcome.CANCEL:
+                step = conn.execute(SQL["job_step"], {"id": parent}).fetchone()["step"]
+                error = states.dependency_failed_error(parent, step, how)
+                params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
+                if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
+                    self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
+                    stack.append((dep["id"], JobState.CANCELED, self._waiting_dependents(conn, dep["id"])))
+
+    def _waiting_dependents(self, conn: sqlite3.Connection, job_id: str) -> list[str]:
+        return [r["id"] for r in conn.execute(SQL["waiting_dependents"], {"id": job_id})]
 
     def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
         params = {"id": req.job_id, "token": req.token, "result": result, "now": now}
