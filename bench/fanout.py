@@ -1,6 +1,6 @@
 """Fan-out benchmark: N chunk jobs and ONE fan-in, on each engine, with a real worker node.
 
-    python -m bench.fanout --quick                        # SQLite, 100 chunks, one repeat
+    python -m bench.fanout --quick                        # SQLite, 100 chunks, one repeat (results/raw)
     python -m bench.fanout --engines sqlite,postgres,redis --chunks 1000 --repeats 3
 
 Per run (fresh store): enqueue the workflow with ``app.fan_out`` (one engine call), start one
@@ -122,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds one run may take")
     parser.add_argument("--quick", action="store_true", help="SQLite, 100 chunks, one repeat")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--results-dir", type=Path, default=None, help="default bench/results (quick: .../raw)")
     args = parser.parse_args(argv)
     if args.quick:
         args.engines, args.chunks, args.repeats = "sqlite", 100, 1
+    args.results_dir = args.results_dir or (RESULTS_DIR / "raw" if args.quick else RESULTS_DIR)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     log = args.results_dir / "fanout.log"
     found: dict[tuple[str, str], Measurement] = {}

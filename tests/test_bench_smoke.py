@@ -57,3 +57,21 @@ def test_quick_bench_produces_every_metric(engine: str, tmp_path: Path) -> None:
     for metric in EXPECTED:
         value = found[metric]
         assert value > 0 and value == value and value != float("inf"), (metric, value)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", "redis"])
+def test_fanout_bench_runs_one_fan_in_per_workflow(engine: str, tmp_path: Path) -> None:
+    """``bench.fanout`` end to end with a small fan-out: it exits non-zero unless the fan-in ran
+    exactly once with the sum of every chunk, and writes every metric it documents."""
+    port = SERVERS.get(engine)
+    if port and not _reachable("127.0.0.1", port):
+        unavailable(f"{engine} server not running")
+    cmd = [sys.executable, "-m", "bench.fanout", "--engines", engine, "--chunks", "30", "--repeats", "1"]
+    cmd += ["--results-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, env=os.environ.copy())
+    log = tmp_path / "fanout.log"
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (log.read_text()[-4000:] if log.exists() else "")
+    payload = json.loads((tmp_path / "fanout.json").read_text())
+    found = {m["metric"]: m["median"] for m in payload["measurements"]}
+    assert found.keys() == {"release_ms", "fan_in_start_ms", "enqueue_ms", "total_s"}
+    assert found["fan_in_start_ms"] >= 0 and found["total_s"] > 0

@@ -34,6 +34,7 @@ def _seed_jobs(stack: Stack) -> None:
             assert http.post("/v1/jobs", json={"task": "add", "args": {"a": i, "b": i}}).status_code == 202
 
 
+@pytest.mark.timeout(900)  # one Hypothesis run per operation and mode (28 runs): minutes on a loaded machine
 def test_every_route_conforms_to_the_openapi_document(stack: Stack) -> None:
     """Each operation of the served document gets its own Hypothesis run (positive and negative data)."""
     _seed_jobs(stack)

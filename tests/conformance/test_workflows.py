@@ -177,6 +177,23 @@ async def test_cancel_policy_fails_fast_and_cascades(backend: Backend) -> None:
     assert events[-1].data["error"]["dependency"] == a.id
 
 
+async def test_a_long_chain_cascades_to_its_end(backend: Backend) -> None:
+    """The cascade is a worklist, not recursion: a chain longer than Python's recursion limit
+    allows for nested calls is canceled to its last step, in the one transaction of the failure."""
+    requires(backend, Capability.DEPENDENCIES)
+    q = queue()
+    ids = [new_job_id() for _ in range(600)]
+    batch = [req(queue=q, job_id=ids[0])]
+    batch += [req(queue=q, job_id=ids[i], depends_on=(ids[i - 1],)) for i in range(1, len(ids))]
+    await backend.enqueue_many(batch)
+    await fail(backend, await fetch(backend, ids[0]))
+    last = await fetch(backend, ids[-1])
+    assert last.state is JobState.CANCELED
+    assert last.error is not None and last.error["dependency"] == ids[-2]
+    page = await backend.list_jobs(JobFilter(queue=q, states=(JobState.CANCELED,), limit=1000))
+    assert len(page.jobs) == len(ids) - 1
+
+
 async def test_cascaded_cancels_reach_the_outbox(backend: Backend) -> None:
     requires(backend, Capability.DEPENDENCIES)
     a = await parent(backend)

@@ -18,11 +18,12 @@ atomically, and written once per engine:
 * **claim order**: priority DESC, run_at ASC, id ASC over the due jobs of non-paused queues;
 * **dependency settling**: when a job ends (succeeded, failed, canceled; a retry is not an
   ending), each of its waiting dependents is released (queued, or scheduled if its run_at is
-  still in the engine's future), canceled or kept waiting as ``states.dependent_outcome``
-  decides from the states of ALL the dependent's dependencies, its ``on_dependency_failure``
-  policy and its ``quorum`` (docs/decisions/0004-dependency-policies.md). The rule is written
-  once in states.py; engines call it (SQL engines) or apply its table (the Redis scripts get
-  ``states.dependency_rules_table()`` embedded by scripts.py). It runs in the transaction /
+  still in the engine's future), canceled or kept waiting as ``states.dependent_outcome_counts``
+  decides from how many of the dependent's dependencies are succeeded / failed / canceled (counts
+  kept on the dependent: ``deps_total``, ``deps_<state>``; a redrive uncounts a failure), its
+  ``on_dependency_failure`` policy and its ``quorum`` (docs/decisions/0004-dependency-policies.md).
+  The rule is written once in states.py; engines call it (SQL engines) or apply its table (the
+  Redis scripts get ``states.dependency_rules_table()`` embedded by scripts.py). It runs in the transaction /
   script of the change that ended the job, so two parents ending at once release a fan-in
   exactly once and a crash cannot fall between an ending and its release;
 * **due**: whether a run_at has come, on the engine's clock (enqueue, promotion, claim).

@@ -355,7 +355,9 @@ class PostgresBackend:
                 # A separate statement: its fresh snapshot sees dependents committed while the
                 # UPDATE above waited for the row locks (as in ``complete``).
                 counted = await _rows(conn, self.sql["count_successes"], {"ids": parents})
-                await self._decide_dependents(conn, counted, parents[0], JobState.SUCCEEDED)
+                await self._settle_dependents(
+                    conn, parents[0], JobState.SUCCEEDED, sorted(counted, key=lambda r: r["id"])
+                )
             return rows
 
         rows = await self._run(run, "completing jobs")
@@ -439,36 +441,52 @@ class PostgresBackend:
         await self._settle_dependents(conn, job_id, JobState.CANCELED)
         return True
 
-    async def _settle_dependents(self, conn: Conn, job_id: str, state: JobState) -> None:
-        """``job_id`` just ended in ``state`` (this transaction): count it on each waiting
-        dependent, then release, cancel or keep each as ``states.dependent_outcome_counts``
-        decides, cascading through the dependents canceled here. ``count_ending`` row-locks the
-        dependents first, so of two parents ending at once the second counts on top of the
-        first one's commit: a fan-in is released exactly once."""
-        rows = await _rows(conn, self.sql["count_ending"], {"id": job_id, "state": state.value})
-        await self._decide_dependents(conn, rows, job_id, state)
-
-    async def _decide_dependents(self, conn: Conn, rows: list[Row], job_id: str, state: JobState) -> None:
-        """Apply ``states.dependent_outcome_counts`` to dependents just counted (``rows``) after
-        ``job_id`` ended in ``state`` (the dependency a cancel names)."""
+    async def _settle_dependents(
+        self, conn: Conn, job_id: str, state: JobState, counted: list[Row] | None = None
+    ) -> None:
+        """``job_id`` just ended in ``state`` (this transaction): visit its waiting dependents
+        in id order, count the ending on each (``count_ending``; ``counted``: already counted
+        by ``count_successes``), and release, cancel or keep it as
+        ``states.dependent_outcome_counts`` decides. A dependent canceled here ends too: its own
+        dependents are visited before its next sibling (depth first, like lib.lua), with an
+        explicit stack so a chain of any length cascades. Each visit is a fresh statement that
+        row-locks the dependent, so of two parents ending at once the second counts on top of
+        the first one's commit: a fan-in is released exactly once."""
         off = self.clock_offset
-        for dep in sorted(rows, key=lambda r: r["id"]):
+        first: list[Row | str] = list(counted) if counted is not None else await self._waiting_dependents(conn, job_id)
+        stack: list[tuple[str, JobState, list[Row | str]]] = [(job_id, state, first)]
+        while stack:
+            parent, how, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                continue
+            item = todo.pop(0)
+            dep = (
+                await _one(conn, self.sql["count_ending"], {"id": item, "state": how.value})
+                if isinstance(item, str)
+                else item
+            )
+            if dep is None:
+                continue  # no longer waiting (settled by an earlier visit)
             ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
             policy = DependencyPolicy(dep["on_dependency_failure"])
             outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
             if outcome is states.DependentOutcome.RELEASE:
                 await _rows(conn, self.sql["release_dependent"], {"off": off, "id": dep["id"]})
             elif outcome is states.DependentOutcome.CANCEL:
-                step_row = await _one(conn, self.sql["job_step"], {"id": job_id})
-                error = states.dependency_failed_error(job_id, step_row["step"] if step_row else None, state)
-                params = {
+                step_row = await _one(conn, self.sql["job_step"], {"id": parent})
+                error = states.dependency_failed_error(parent, step_row["step"] if step_row else None, how)
+                cancel = {
                     "off": off,
                     "id": dep["id"],
                     "error": serde.dumps(error),
                     "data": serde.dumps({"reason": error["message"], "error": error}),
                 }
-                if await _one(conn, self.sql["cancel_dependent"], params) is not None:
-                    await self._settle_dependents(conn, dep["id"], JobState.CANCELED)
+                if await _one(conn, self.sql["cancel_dependent"], cancel) is not None:
+                    stack.append((dep["id"], JobState.CANCELED, await self._waiting_dependents(conn, dep["id"])))
+
+    async def _waiting_dependents(self, conn: Conn, job_id: str) -> list[Row | str]:
+        return [r["job_id"] for r in await _rows(conn, self.sql["waiting_dependents"], {"id": job_id})]
 
     async def cancel(self, req: CancelRequest) -> Job:
         async def run(conn: Conn) -> Job:

@@ -183,20 +183,14 @@ WITH req AS (
 SELECT id, token, has_dependents FROM done
 
 -- name: count_ending
--- Dependency %(id)s just ended in %(state)s: count it on each waiting dependent (row-locked in
--- id order; of two parents ending at once the second waits for the first one's commit and then
--- counts on top of it) and return what states.dependent_outcome_counts needs to decide.
-WITH locked AS (
-    SELECT j.id FROM {schema}.job_deps d JOIN {schema}.jobs j ON j.id = d.job_id
-    WHERE d.depends_on = %(id)s AND j.state = 'waiting'
-    ORDER BY j.id
-    FOR UPDATE OF j
-)
+-- One of its dependencies just ended in %(state)s: count it on dependent %(id)s if it still waits
+-- (the UPDATE row-locks it: of two parents ending at once the second waits for the first one's
+-- commit and counts on top of it) and return what states.dependent_outcome_counts needs.
 UPDATE {schema}.jobs j
 SET deps_succeeded = j.deps_succeeded + (%(state)s = 'succeeded')::int,
     deps_failed = j.deps_failed + (%(state)s = 'failed')::int,
     deps_canceled = j.deps_canceled + (%(state)s = 'canceled')::int
-FROM locked WHERE j.id = locked.id AND j.state = 'waiting'
+WHERE j.id = %(id)s AND j.state = 'waiting'
 RETURNING j.id, j.on_dependency_failure, j.quorum, j.deps_total, j.deps_succeeded, j.deps_failed, j.deps_canceled
 
 -- name: count_successes

@@ -467,11 +467,20 @@ class SQLiteBackend:
         return await self._run(run)
 
     def _settle_dependents(self, conn: sqlite3.Connection, job_id: str, state: JobState, now: float) -> None:
-        """``job_id`` just ended in ``state``: count it on each waiting dependent, then release,
-        cancel or keep each as ``states.dependent_outcome_counts`` decides, cascading through
-        the dependents canceled here (depth first, in id order)."""
-        rows = conn.execute(SQL["count_ending"], {"id": job_id, "state": state.value}).fetchall()
-        for dep in sorted(rows, key=lambda r: r["id"]):
+        """``job_id`` just ended in ``state``: visit its waiting dependents in id order, count
+        the ending on each, and release, cancel or keep it as ``states.dependent_outcome_counts``
+        decides. A dependent canceled here ends too: its own dependents are visited before its
+        next sibling (depth first, like lib.lua's recursion), with an explicit stack so a chain
+        of any length cascades."""
+        stack = [(job_id, state, self._waiting_dependents(conn, job_id))]
+        while stack:
+            parent, how, todo = stack[-1]
+            if not todo:
+                stack.pop()
+                continue
+            dep = conn.execute(SQL["count_ending"], {"id": todo.pop(0), "state": how.value}).fetchone()
+            if dep is None:
+                continue  # no longer waiting (settled by an earlier visit)
             ended = {OK: dep["deps_succeeded"], FAILED: dep["deps_failed"], CANCELED: dep["deps_canceled"]}
             policy = DependencyPolicy(dep["on_dependency_failure"])
             outcome = states.dependent_outcome_counts(policy, dep["quorum"], dep["deps_total"], ended)
@@ -480,12 +489,15 @@ class SQLiteBackend:
                 if released is not None:
                     self._event(conn, dep["id"], now, "state", released["state"])
             elif outcome is states.DependentOutcome.CANCEL:
-                step = conn.execute(SQL["job_step"], {"id": job_id}).fetchone()["step"]
-                error = states.dependency_failed_error(job_id, step, state)
+                step = conn.execute(SQL["job_step"], {"id": parent}).fetchone()["step"]
+                error = states.dependency_failed_error(parent, step, how)
                 params = {"id": dep["id"], "error": serde.dumps(error), "now": now}
                 if conn.execute(SQL["cancel_dependent"], params).fetchone() is not None:
                     self._event(conn, dep["id"], now, "state", "canceled", reason=error["message"], error=error)
-                    self._settle_dependents(conn, dep["id"], JobState.CANCELED, now)
+                    stack.append((dep["id"], JobState.CANCELED, self._waiting_dependents(conn, dep["id"])))
+
+    def _waiting_dependents(self, conn: sqlite3.Connection, job_id: str) -> list[str]:
+        return [r["id"] for r in conn.execute(SQL["waiting_dependents"], {"id": job_id})]
 
     def _complete_one(self, conn: sqlite3.Connection, req: CompleteRequest, result: str, now: float) -> bool:
         params = {"id": req.job_id, "token": req.token, "result": result, "now": now}

@@ -107,13 +107,18 @@ SET state = 'succeeded', result = :result, finished_at = :now, updated_at = :now
 WHERE id = :id AND lease_token = :token AND state = 'running'
 RETURNING id
 
+-- name: waiting_dependents
+SELECT d.job_id AS id FROM job_deps d JOIN jobs j ON j.id = d.job_id
+WHERE d.depends_on = :id AND j.state = 'waiting'
+ORDER BY d.job_id
+
 -- name: count_ending
--- Dependency :id just ended in :state: count it on each waiting dependent and return what
--- states.dependent_outcome_counts needs to decide.
+-- One of its dependencies just ended in :state: count it on dependent :id (if still waiting)
+-- and return what states.dependent_outcome_counts needs to decide.
 UPDATE jobs
 SET deps_succeeded = deps_succeeded + (:state = 'succeeded'), deps_failed = deps_failed + (:state = 'failed'),
     deps_canceled = deps_canceled + (:state = 'canceled')
-WHERE id IN (SELECT job_id FROM job_deps WHERE depends_on = :id) AND state = 'waiting'
+WHERE id = :id AND state = 'waiting'
 RETURNING id, on_dependency_failure, quorum, deps_total, deps_succeeded, deps_failed, deps_canceled
 
 -- name: uncount_failure
