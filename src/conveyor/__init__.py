@@ -33,10 +33,12 @@ from conveyor.errors import (
     InvalidTransition,
     JobCanceled,
     JobNotFound,
+    JobOverrun,
     LeaseLost,
     QueueFull,
     UnknownTask,
 )
+from conveyor.queues import load_queues_config
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task
 from conveyor.types import Artifact, Job, JobEvent, JobState, QueueConfig, QueueStats, RetryPolicy
@@ -69,6 +71,7 @@ __all__ = [
     "JobContext",
     "JobEvent",
     "JobNotFound",
+    "JobOverrun",
     "JobPage",
     "JobState",
     "JobStatus",
@@ -84,6 +87,7 @@ __all__ = [
     "WaitTimeout",
     "WebhookEndpoint",
     "WebhookSettings",
+    "load_queues_config",
 ]
 
 _LAZY = {

@@ -36,6 +36,7 @@ from conveyor.backend.protocol import (
 )
 from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
+from conveyor.queues import QUEUES_CONFIG_ENV, check_overflow, default_priority, load_queues_config, route_queue
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
@@ -96,6 +97,7 @@ class Conveyor:
         self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
         self.tasks: dict[str, Task] = {}
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
+        check_overflow(self.queues)
         if result_store is None or isinstance(result_store, str):
             root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
             result_store = LocalResultStore(Path(root))
@@ -134,6 +136,7 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        expected_runtime: float | None = None,
     ) -> Callable[[F], Task]: ...
 
     def task(
@@ -147,13 +150,16 @@ class Conveyor:
         retry: RetryPolicy | None = None,
         priority: int = 0,
         args_model: type[pydantic.BaseModel] | None = None,
+        expected_runtime: float | None = None,
     ) -> Task | Callable[[F], Task]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``."""
         if max_attempts < 1:
             raise ConfigError("max_attempts must be at least 1")
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive seconds")
-        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority)
+        if expected_runtime is not None and expected_runtime <= 0:
+            raise ConfigError("expected_runtime must be positive seconds")
+        options = TaskOptions(queue, max_attempts, timeout, retry or RetryPolicy(), priority, expected_runtime)
 
         def register(func: F) -> Task:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
@@ -170,6 +176,12 @@ class Conveyor:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(f"unknown task {name!r}") from None
+
+    def declare_queues(self, configs: Iterable[QueueConfig]) -> None:
+        """Add (or replace) queue declarations, e.g. from a config file (``conveyor.queues_config``)."""
+        for config in configs:
+            self.queues[config.name] = config
+        check_overflow(self.queues)
 
     def queue_config(self, name: str) -> QueueConfig:
         return self.queues.get(name) or QueueConfig(name)
@@ -283,13 +295,13 @@ class Conveyor:
             raise ConfigError("give either delay or run_at, not both")
         if opts.delay is not None and opts.delay < 0:
             raise ConfigError("delay must not be negative")
-        queue = opts.queue or task.options.queue
+        queue = route_queue(self.queues, opts.queue or task.options.queue, task.options.expected_runtime)
         return EnqueueRequest(
             task=task.name,
             args=clean,
             queue=queue,
             tenant=opts.tenant or DEFAULT_TENANT,
-            priority=task.options.priority if opts.priority is None else opts.priority,
+            priority=default_priority(self.queue_config(queue), task.options.priority, opts.priority),
             max_attempts=opts.max_attempts or task.options.max_attempts,
             timeout=opts.timeout or task.options.timeout,
             retry=task.options.retry,
@@ -421,4 +433,17 @@ def load_app(spec: str) -> Conveyor:
     app = getattr(module, attr, None)
     if not isinstance(app, Conveyor):
         raise ConfigError(f"{spec!r} is not a Conveyor app")
+    apply_queues_config(app)
+    return app
+
+
+def apply_queues_config(app: Conveyor) -> Conveyor:
+    """Declare the queues of ``$CONVEYOR_QUEUES_CONFIG`` (set by ``--queues-config``) on ``app``.
+
+    An environment variable, so every process that loads the app (a node's executors, the
+    nodes ``serve`` starts) sees the same declaration as the command that was given the file.
+    """
+    path = os.environ.get(QUEUES_CONFIG_ENV)
+    if path:
+        app.declare_queues(load_queues_config(path))
     return app

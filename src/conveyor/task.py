@@ -32,6 +32,9 @@ class TaskOptions:
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     priority: int = 0
+    expected_runtime: float | None = None
+    """Seconds a job of this task is expected to run: above its queue's ``max_runtime`` it is
+    submitted straight to the queue's ``overflow_to`` queue instead of overrunning there."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION
+from conveyor.cli.common import APP_OPTION, QUEUES_CONFIG_OPTION, use_queues_config
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.worker.config import DAY, AutoscaleConfig, MaintenanceConfig, WorkerConfig, default_worker_id
@@ -51,10 +51,12 @@ def worker(
     summary_interval: float = typer.Option(
         60.0, "--summary-interval", help="Seconds between INFO summaries of ended jobs (per-job lines are DEBUG)."
     ),
+    queues_config: str | None = QUEUES_CONFIG_OPTION,
 ) -> None:
     """Run a worker node: claim jobs from QUEUES and run them until SIGTERM (or, with --burst, until done)."""
     if not app_spec:
         raise ConfigError("--app is required (package.module:app, or set CONVEYOR_APP)")
+    use_queues_config(queues_config)
     if log_level.lower() not in LEVELS:
         raise ConfigError(f"--log-level must be one of {', '.join(LEVELS)}, got {log_level!r}")
     if log_format not in ("text", "json"):

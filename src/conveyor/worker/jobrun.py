@@ -21,6 +21,10 @@ class JobRun:
     """True once task code runs (an executor or an async slot was obtained)."""
     settling: bool = False
     """True once the outcome is known and is being recorded: stop requests no longer apply."""
+    overrun_to: str | None = None
+    """The overflow queue the job moves to if it is stopped for running past ``max_runtime``."""
+    timer: asyncio.TimerHandle | None = None
+    """The pending overrun stop (``worker.overrun.arm``), canceled when the run ends."""
 
     @property
     def lease(self) -> Lease:

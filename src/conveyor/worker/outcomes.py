@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from conveyor import states
-from conveyor.backend.protocol import Backend, CompleteRequest, FailRequest, ReleaseRequest
+from conveyor.backend.protocol import Backend, CompleteRequest, FailRequest, MoveRequest, ReleaseRequest
 from conveyor.errors import BackendUnavailable
 from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import Job, JobState
@@ -82,7 +82,11 @@ class OutcomeRecorder:
         run.settling = True
         base: dict[str, Any] = {"id": job.id, "task": job.task, "attempt": job.attempts, "duration": run.elapsed}
         reason = run.stop_reason
-        if outcome.kind == "stopped" or (reason is not None and reason.tells_task):
+        if reason is StopReason.OVERRUN and outcome.kind != "succeeded":
+            await self._moved(run, base)
+        elif outcome.kind == "stopped" or (
+            reason is not None and reason.tells_task and reason is not StopReason.OVERRUN
+        ):
             await self._stopped(run, reason, base)
         elif outcome.kind == "succeeded":
             await self._succeeded(run, outcome, base)
@@ -97,6 +101,16 @@ class OutcomeRecorder:
             log("job.released" if released else "job.release_refused", **base)
         else:
             log("job.stopped", logging.WARNING, reason=reason, **base)
+
+    async def _moved(self, run: JobRun, base: dict[str, Any]) -> None:
+        """An overrun: the job moves to its overflow queue, its attempt given back (``backend.move``)."""
+        assert run.overrun_to is not None
+        move = MoveRequest(run.job.id, run.lease.token, run.overrun_to)
+        moved = await self.engine(lambda: self.telemetry.timed("move", self.backend.move(move)))
+        if moved:
+            log("job.moved", logging.INFO, to=run.overrun_to, queue=run.job.queue, **base)
+        else:
+            log("job.refused", logging.WARNING, outcome="moved", reason="lease lost", **base)
 
     async def _succeeded(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         if await self.acks.complete(CompleteRequest(run.job.id, run.lease.token, outcome.result)):

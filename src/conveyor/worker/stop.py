@@ -21,6 +21,9 @@ class StopReason(StrEnum):
     """The engine no longer lists this node as the job's owner: another node may run it."""
     SHUTDOWN = "shutdown"
     """The node is draining (or its executors cannot start): the job is handed back unfinished."""
+    OVERRUN = "overrun"
+    """The job ran past its queue's ``max_runtime``: it moves to the overflow queue (no attempt
+    charged). The task is told (``ctx.cancelled``) so it can checkpoint before it stops."""
 
     @property
     def tells_task(self) -> bool:
@@ -50,5 +53,5 @@ class StopReason(StrEnum):
         return cls.CANCELED if status == "canceled" else cls.LEASE_LOST
 
 
-_FLAGS = {StopReason.CANCELED: 1, StopReason.LEASE_LOST: 2, StopReason.SHUTDOWN: 3}
+_FLAGS = {StopReason.CANCELED: 1, StopReason.LEASE_LOST: 2, StopReason.SHUTDOWN: 3, StopReason.OVERRUN: 4}
 _BY_FLAG = {flag: reason for reason, flag in _FLAGS.items()}
