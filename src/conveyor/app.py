@@ -38,6 +38,7 @@ from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, UnknownTask
 from conveyor.queues import QUEUES_CONFIG_ENV, check_overflow, default_priority, load_queues_config, route_queue
 from conveyor.results import LocalResultStore, ResultStore
+from conveyor.schedules import Schedule
 from conveyor.task import CallOptions, Task, TaskOptions
 from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import (
@@ -98,6 +99,8 @@ class Conveyor:
         self.tasks: dict[str, Task] = {}
         self.queues: dict[str, QueueConfig] = {q.name: q for q in queues}
         check_overflow(self.queues)
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic jobs (``periodic`` / ``schedule``); every worker node enqueues their ticks."""
         if result_store is None or isinstance(result_store, str):
             root = result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results"
             result_store = LocalResultStore(Path(root))
@@ -170,6 +173,58 @@ class Conveyor:
             return task
 
         return register(fn) if fn is not None else register
+
+    def schedule(
+        self,
+        task: str | Task,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        args: dict[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: bool = False,
+        grace: float | None = None,
+    ) -> Schedule:
+        """Run ``task`` at every tick of a 5-field ``cron`` in ``tz`` or ``every`` N seconds.
+
+        Exactly one job per tick, however many worker nodes run (the tick is the job's
+        idempotency key); see ``conveyor.schedules.Schedule`` for ``catch_up`` and ``grace``.
+        """
+        task_obj = task if isinstance(task, Task) else self.get_task(task)
+        clean = task_obj.validate(args or {})
+        sched = Schedule(name or task_obj.name, task_obj.name, cron, every, tz, clean, catch_up, grace)
+        if sched.name in self.schedules:
+            raise ConfigError(f"schedule {sched.name!r} is declared twice")
+        self.schedules[sched.name] = sched
+        return sched
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        args: dict[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: bool = False,
+        grace: float | None = None,
+        **task_options: Any,
+    ) -> Callable[[F], Task]:
+        """Register a task and run it on a schedule: ``@app.periodic("*/5 * * * *", tz="Europe/Paris")``.
+
+        ``task_options`` are those of ``task`` (queue, max_attempts, timeout, ...; ``task_name=``
+        names the task, ``name=`` the schedule, both defaulting to the function's name).
+        """
+
+        def register(func: F) -> Task:
+            if "task_name" in task_options:  # ``name=`` names the schedule; the task's is ``task_name=``
+                task_options["name"] = task_options.pop("task_name")
+            task = self.task(**task_options)(func)
+            self.schedule(task, cron, every=every, tz=tz, args=args, name=name, catch_up=catch_up, grace=grace)
+            return task
+
+        return register
 
     def get_task(self, name: str) -> Task:
         try:

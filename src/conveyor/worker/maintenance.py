@@ -1,5 +1,5 @@
-"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones, and
-drain the notification outbox into webhook deliveries.
+"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones, drain
+the notification outbox into webhook deliveries, and enqueue periodic jobs (worker/scheduler.py).
 
 Every node runs it, so there is no single "scheduler" process to lose: each operation is one
 atomic, idempotent backend call, and two nodes doing it at once is harmless. Intervals are
@@ -100,4 +100,8 @@ class Maintenance:
         ]
         if self.app is not None:
             loops.append(self.notify())
+            if self.app.schedules:
+                from conveyor.worker.scheduler import Scheduler
+
+                loops.append(Scheduler(self.app, self.backend).run())
         await asyncio.gather(*loops)
