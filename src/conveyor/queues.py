@@ -103,7 +103,13 @@ def load_queues_config(path: str | Path) -> list[QueueConfig]:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     tool = data.get("tool", {}).get("conveyor", {}) if isinstance(data.get("tool"), dict) else {}
     if "queues" in data:
-        return parse_queues(data["queues"], str(file))
-    if isinstance(tool, dict) and "queues" in tool:
-        return parse_queues(tool["queues"], str(file))
-    raise ConfigError(f"{file}: no [queues.<name>] or [tool.conveyor.queues.<name>] table")
+        found = parse_queues(data["queues"], str(file))
+    elif isinstance(tool, dict) and "queues" in tool:
+        found = parse_queues(tool["queues"], str(file))
+    else:
+        raise ConfigError(f"{file}: no [queues.<name>] or [tool.conveyor.queues.<name>] table")
+    try:
+        check_overflow({q.name: q for q in found})
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    return found

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "conveyor.cli.worker_cmd",
     "conveyor.cli.serve_cmd",
     "conveyor.cli.keys_cmd",
+    "conveyor.cli.schedules_cmd",
 )
 for _module in COMMAND_MODULES:
     try:

@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.backend.protocol import Backend, PruneRequest
+from conveyor.backend.protocol import Backend, PauseRequest, PruneRequest
 from conveyor.reaper import reap_expired
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
@@ -81,6 +81,17 @@ class Maintenance:
         finally:
             detach()
 
+    async def apply_declared_pauses(self) -> None:
+        """A queue declared ``paused = true`` (or ``false``) is set so when the node starts; a queue
+        that does not say is left as an operator set it (``conveyor queues pause/resume``)."""
+        assert self.app is not None
+        for config in self.app.queues.values():
+            if config.paused is not None:
+                try:
+                    await self.backend.set_paused(PauseRequest(config.name, config.paused))
+                except Exception as exc:
+                    log("maintenance.error", logging.WARNING, action="pause", error=f"{type(exc).__name__}: {exc}")
+
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]], first_delay: float) -> None:
         await asyncio.sleep(first_delay)
         while True:
@@ -99,6 +110,7 @@ class Maintenance:
             self._every(cfg.prune_interval, self.prune, jittered(min(cfg.prune_interval, 60.0), cfg.jitter)),
         ]
         if self.app is not None:
+            await self.apply_declared_pauses()
             loops.append(self.notify())
             if self.app.schedules:
                 from conveyor.worker.scheduler import Scheduler
