@@ -157,3 +157,17 @@ def test_job_view_follows_progress_events_without_refetching(site: Site, page: A
     assert len(api_gets) <= 2, gets  # STEPS + 1 events; only the change of state fetched the job
     assert len(gets) <= 2 * (STEPS + 1), gets  # the stream's own reconnects included
     assert page.locator("#updated").inner_text().startswith("updated ")
+
+
+def test_schedules_page_lists_each_schedule_with_its_next_run(site: Site, page: Any) -> None:
+    page.goto(f"{site.server.url}/dashboard/#/schedules")
+    row = page.locator("tr.schedule").first
+    row.wait_for()
+    text = row.inner_text()
+    assert "nightly <b>cleanup</b>" in text and "0 3 * * * (Asia/Tokyo)" in text  # markup shown as text
+    assert page.locator("tr.schedule b").count() == 0
+    with site.server.http(site.admin) as http:
+        next_run = http.get("/v1/schedules").json()["schedules"][0]["next_run"]
+    shown = page.locator("tr.schedule td.next-run").first.inner_text()
+    expected = page.evaluate(f"new Date({next_run} * 1000).toLocaleString()")
+    assert shown == expected
