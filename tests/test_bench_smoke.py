@@ -57,3 +57,22 @@ def test_quick_bench_produces_every_metric(engine: str, tmp_path: Path) -> None:
     for metric in EXPECTED:
         value = found[metric]
         assert value > 0 and value == value and value != float("inf"), (metric, value)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", "redis"])
+def test_mixed_bench_moves_the_long_jobs_and_resumes_them(engine: str, tmp_path: Path) -> None:
+    """``python -m bench.mixed`` drives real nodes: in the ``move`` variant both long jobs are
+    moved once and resume from a checkpoint (what the table in docs/benchmarks.md relies on)."""
+    if not engine_built(engine):
+        unavailable(f"{engine} engine not implemented in this tree")
+    if engine in SERVERS and not _reachable("127.0.0.1", SERVERS[engine]):
+        unavailable(f"{engine} is not running on 127.0.0.1:{SERVERS[engine]}")
+    cmd = [sys.executable, "-m", "bench.mixed", "--quick", "--engine", engine, "--variants", "move"]
+    cmd += ["--results-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads((tmp_path / "mixed.json").read_text())
+    assert row["variant"] == "move" and row["short_jobs"] > 0
+    assert row["long_moves"] == 2
+    assert all(step > 0 for step in row["long_resumed_from"]), row
+    assert "| move |" in (tmp_path / "mixed.md").read_text()
