@@ -31,8 +31,9 @@ class Schedule:
 
     ``grace``: how late a missed tick (all nodes down when it fell) may be and still run when a
     node comes back; default ``min(period, 60 s)``, so downtime never ends in a burst of
-    missed runs. ``catch_up=True`` instead enqueues every tick missed within the idempotency
-    retention window (24 h by default), once each.
+    missed runs. ``catch_up=True`` instead enqueues every tick missed since the schedule's last
+    enqueued tick (found among the task's newest jobs), at most the idempotency retention
+    window (24 h by default) back, once each; a schedule never run before has nothing to catch up.
     """
 
     name: str
@@ -94,10 +95,9 @@ class Schedule:
         first = self.next_after(around)
         return self.next_after(first) - first
 
-    def lookback(self, now: float, retention: float) -> float:
-        """How far back a node that just started looks for missed ticks (see the class docstring)."""
-        if self.catch_up:
-            return retention
+    def lookback(self, now: float) -> float:
+        """How far back a node that just started looks for a missed tick (see the class docstring;
+        ``catch_up`` looks further, from the last tick found in the engine)."""
         if self.grace is not None:
             return self.grace
         return min(self.period(now), DEFAULT_GRACE)
@@ -121,9 +121,13 @@ class Schedule:
         }
 
 
-def tick_of(key: str) -> tuple[str, str] | None:
-    """``(schedule name, tick stamp)`` of a schedule's idempotency key; None for other keys."""
+def tick_of(key: str) -> tuple[str, float] | None:
+    """``(schedule name, tick epoch seconds)`` of a schedule's idempotency key; None for other keys."""
     if not key.startswith(KEY_PREFIX):
         return None
     name, _, stamp = key[len(KEY_PREFIX) :].partition(":")
-    return (name, stamp) if stamp else None
+    try:
+        when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return name, when.timestamp()

@@ -4,8 +4,10 @@ There is no leader. Every node computes the same ticks on the engine's clock and
 with the tick's idempotency key (``Schedule.key``), so the engine keeps exactly one job per tick
 however many nodes race, crash or restart (DESIGN §8). A node's cursor is the engine time of its
 last pass: while it runs, every tick after its cursor is enqueued (a slow pass never skips one);
-when it starts, it looks back only ``Schedule.lookback`` (one period, at most 60 s, unless
-``catch_up``), so a fleet that was down does not fire a burst of missed ticks.
+when it starts, it looks back only ``Schedule.lookback`` (one period, at most 60 s), so a fleet
+that was down does not fire a burst of missed ticks; with ``catch_up`` it starts from the
+schedule's last enqueued tick instead (found among the task's newest jobs), within the
+idempotency retention so every caught-up tick is still deduplicated.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from conveyor.backend.protocol import Backend
+from conveyor.backend.protocol import Backend, JobFilter
 from conveyor.errors import ConveyorError, QueueFull
-from conveyor.schedules import Schedule
+from conveyor.schedules import Schedule, tick_of
 from conveyor.task import CallOptions
 from conveyor.worker.logs import log
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 MAX_SLEEP = 1.0
 """Longest wait between two passes (new ticks are computed at least this often)."""
 MIN_SLEEP = 0.02
+LAST_TICK_SCAN = 200
+"""How many of a task's newest jobs ``catch_up`` looks through for its schedule's last tick."""
 
 
 class Scheduler:
@@ -42,11 +46,30 @@ class Scheduler:
         for sched in self.app.schedules.values():
             start = self.cursors.get(sched.name)
             if start is None:
-                start = now - sched.lookback(now, self.app.idempotency_ttl)
+                start = await self._start(sched, now)
             done_until = await self._enqueue_ticks(sched, start, now)
             self.cursors[sched.name] = done_until
             wait = min(wait, sched.next_after(now) - now)
         return max(MIN_SLEEP, wait)
+
+    async def _start(self, sched: Schedule, now: float) -> float:
+        """Where a node that just started begins: one lookback ago, or (``catch_up``) from the
+        schedule's last enqueued tick, no further back than the idempotency retention."""
+        start = now - sched.lookback(now)
+        if not sched.catch_up:
+            return start
+        last = await self._last_tick(sched)
+        if last is None:
+            return start
+        return max(min(last, start), now - self.app.idempotency_ttl)
+
+    async def _last_tick(self, sched: Schedule) -> float | None:
+        """The newest tick of ``sched`` among its task's newest jobs (None if none is found)."""
+        page = await self.backend.list_jobs(JobFilter(task=sched.task, limit=LAST_TICK_SCAN))
+        ticks = [
+            t[1] for j in page.jobs if j.idempotency_key and (t := tick_of(j.idempotency_key)) and t[0] == sched.name
+        ]
+        return max(ticks) if ticks else None
 
     async def _enqueue_ticks(self, sched: Schedule, after: float, now: float) -> float:
         """Enqueue the ticks in (after, now]; answer how far it got (``now`` unless the engine failed)."""
