@@ -5,7 +5,8 @@
 
 One "fast" worker node (2 executors, queue ``fast``) and one "slow" node (1 executor, queue
 ``slow``), real ``conveyor worker`` processes. A stream of short jobs arrives on ``fast`` at a
-quarter of the fast node's nominal capacity (after a warm-up); a quarter of the way in, two long
+quarter of the fast node's nominal capacity (after a warm-up that boots every executor and opens
+its engine connection); a quarter of the way in, two long
 jobs arrive on ``fast`` too (as many as the fast node has executors). Four variants, each on a fresh store:
 
 * ``baseline``: the stream alone (no long jobs): the wait to keep.
@@ -52,12 +53,14 @@ FAST_EXECUTORS = 2
 LOAD = 0.25
 """Arrival rate of the short jobs as a share of the fast node's nominal capacity: a quarter,
 so a loaded 2-core machine still keeps up with the stream alone (the baseline)."""
-CONFIG = {
-    "baseline": "",
-    "no move": "",
-    "move": f'[queues.fast]\nmax_runtime = {MAX_RUNTIME}\noverflow_to = "slow"\n',
-    "declared": f'[queues.fast]\nmax_runtime = {MAX_RUNTIME}\noverflow_to = "slow"\n',
-}
+MOVING = ("move", "declared")
+"""The variants whose "fast" queue declares max_runtime and overflow_to."""
+
+
+def queues_config(variant: str, max_runtime: float) -> str:
+    if variant not in MOVING:
+        return ""
+    return f'[queues.fast]\nmax_runtime = {max_runtime}\noverflow_to = "slow"\n'
 
 
 @dataclass
@@ -108,6 +111,7 @@ def start_node(url: str, queue: str, concurrency: int, config: str | None, log: 
     env = os.environ | {"BENCH_URL": url, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     args = [sys.executable, "-m", "conveyor", "worker", "--app", APP, "--queues", queue]
     args += ["--concurrency", str(concurrency), "--lease", "10", "--heartbeat", "1", "--id", f"{queue}-node"]
+    args += ["--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")]
     if config:
         args += ["--queues-config", config]
     with open(log, "ab") as out:
@@ -122,17 +126,19 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def run_variant(engine: str, variant: str, seconds: float, long_seconds: float, tmp: Path) -> Row:
+def run_variant(
+    engine: str, variant: str, seconds: float, long_seconds: float, max_runtime: float, tmp: Path, logs: Path
+) -> Row:
     with fresh_store(engine, tmp) as url:
         config_path: str | None = None
         app = make_app(url)
-        if CONFIG[variant]:
+        if variant in MOVING:
             path = tmp / f"queues-{variant.replace(' ', '-')}.toml"
-            path.write_text(CONFIG[variant])
+            path.write_text(queues_config(variant, max_runtime))
             config_path = str(path)
             app.declare_queues(load_queues_config(path))
         app.migrate()
-        log = tmp / f"{engine}-{variant.replace(' ', '-')}.log"
+        log = logs / f"{engine}-{variant.replace(' ', '-')}.log"
         nodes = [
             start_node(url, "fast", FAST_EXECUTORS, config_path, log),
             start_node(url, "slow", 1, config_path, log),
@@ -142,8 +148,10 @@ def run_variant(engine: str, variant: str, seconds: float, long_seconds: float, 
             short_task, long_task = app.get_task("mixed.short"), app.get_task("mixed.long")
             if variant == "declared":
                 long_task = app.get_task("mixed.long_declared")
-            # warm-up: every executor has booted and run a job before the measured stream starts
-            warm = [short_task.enqueue(seconds=0.0).id for _ in range(FAST_EXECUTORS * 3)]
+            # warm-up: every executor has booted and opened its engine connection (the steady state
+            # of long-lived executors) before the measured stream starts
+            warm_task = app.get_task("mixed.warm")
+            warm = [warm_task.enqueue(seconds=0.3).id for _ in range(FAST_EXECUTORS * 3)]
             wait_for(lambda: all(_done(app, j) for j in warm), 120, "the warm-up jobs")
             rate = FAST_EXECUTORS / SHORT * LOAD
             total = int(seconds * rate)
@@ -204,11 +212,11 @@ def _longs(app: Any, longs: list[str]) -> tuple[float | None, int, list[int]]:
     return round(turnaround, 1), moves, resumed
 
 
-def markdown(rows: list[Row], long_seconds: float) -> str:
+def markdown(rows: list[Row], long_seconds: float, max_runtime: float) -> str:
     lines = [
         f"Short jobs {SHORT:g} s at {LOAD:.0%} of the fast node's capacity; "
         f"{FAST_EXECUTORS} long jobs of {long_seconds:g} s arrive a quarter of the way in; "
-        f"max_runtime {MAX_RUNTIME:g} s on `fast` (move, declared).",
+        f"max_runtime {max_runtime:g} s on `fast` (move, declared).",
         "",
         "| engine | variant | short jobs | wait p50 | wait p99 | wait max | long jobs done after | moves "
         "| resumed from step | load |",
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", default="sqlite", choices=("sqlite", "postgres", "redis", "all"))
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--results-dir", type=Path, default=None)
+    parser.add_argument("--max-runtime", type=float, default=MAX_RUNTIME, help="max_runtime of fast (move, declared)")
     args = parser.parse_args(argv)
     seconds, long_seconds = (12.0, 6.0) if args.quick else (40.0, 30.0)
     engines = ["sqlite", "postgres", "redis"] if args.engine == "all" else [args.engine]
@@ -238,16 +247,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
     results = args.results_dir or (RESULTS_DIR / "raw" if args.quick else RESULTS_DIR)
-    results.mkdir(parents=True, exist_ok=True)
+    (results / "logs").mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-mixed-") as tmp:
         for engine in engines:
             for variant in variants:
-                row = run_variant(engine, variant, seconds, long_seconds, Path(tmp))
+                row = run_variant(engine, variant, seconds, long_seconds, args.max_runtime, Path(tmp), results / "logs")
                 print(json.dumps(asdict(row)), flush=True)
                 rows.append(row)
     (results / "mixed.json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    table = markdown(rows, long_seconds)
+    table = markdown(rows, long_seconds, args.max_runtime)
     (results / "mixed.md").write_text(table)
     print("\n" + table, flush=True)
     return 0

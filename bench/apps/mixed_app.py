@@ -24,6 +24,12 @@ def make_app(url: str | None = None) -> Conveyor:
     def short(seconds: float) -> None:
         time.sleep(seconds)
 
+    @app.task(name="mixed.warm", queue="fast")
+    def warm(ctx: JobContext, seconds: float) -> None:
+        """Warm-up: boots an executor and opens its engine connection (as a long-lived one has)."""
+        ctx.checkpoint({"warm": True})
+        time.sleep(seconds)
+
     def run_long(ctx: JobContext, seconds: float) -> dict[str, Any]:
         start = int((ctx.resume_state or {}).get("step", 0))
         steps = round(seconds / STEP)
