@@ -46,6 +46,12 @@ def make_app(url: str | None = None) -> Conveyor:
             await ctx.checkpoint_async({"page": page + 1})
         return {"resumed_from": start, "pages": count}
 
+    @app.task(name="overrun.warm", queue="warm")
+    def warm(ctx: JobContext) -> None:
+        """Opens the executor's engine connection (a long-lived executor's steady state), on a
+        queue without max_runtime, so a loaded machine's slow first connect is not an overrun."""
+        ctx.progress(None, "warm")
+
     @app.task(name="overrun.quick", queue="fast")
     def quick() -> int:
         return os.getpid()

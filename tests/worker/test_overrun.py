@@ -31,8 +31,10 @@ def moved_events(app: Conveyor, job_id: str) -> list[dict[str, object]]:
 
 def test_a_job_that_overruns_the_fast_queue_resumes_on_the_slow_queue(cluster: Cluster, tmp_path: Path) -> None:
     log = tmp_path / "pages.log"
-    # heartbeat 1 s: the task gets 0.5 s (the stop grace) to see ctx.cancelled and return
-    fast = cluster.node(app=APP, queues="fast", concurrency=1, lease=5, heartbeat=1)
+    # the task gets the overrun grace (2 s) to see ctx.cancelled, checkpoint and return
+    fast = cluster.node(app=APP, queues="fast,warm", concurrency=1, lease=5, heartbeat=1)
+    warm = cluster.app.get_task("overrun.warm").enqueue()
+    cluster.wait_state(warm.id, JobState.SUCCEEDED)
     job = cluster.app.get_task("overrun.pages").enqueue(count=12, seconds=0.15, log=str(log))
     fast.wait_for_log(rf"job\.moved .*to=slow .*id={job.id}")
     moved = cluster.wait_state(job.id, JobState.QUEUED)

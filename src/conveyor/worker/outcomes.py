@@ -82,11 +82,10 @@ class OutcomeRecorder:
         run.settling = True
         base: dict[str, Any] = {"id": job.id, "task": job.task, "attempt": job.attempts, "duration": run.elapsed}
         reason = run.stop_reason
-        if reason is StopReason.OVERRUN and outcome.kind != "succeeded":
+        if reason is StopReason.OVERRUN:
+            # whatever the task returned once told: a cooperative task returns early on purpose
             await self._moved(run, base)
-        elif outcome.kind == "stopped" or (
-            reason is not None and reason.tells_task and reason is not StopReason.OVERRUN
-        ):
+        elif outcome.kind == "stopped" or (reason is not None and reason.tells_task):
             await self._stopped(run, reason, base)
         elif outcome.kind == "succeeded":
             await self._succeeded(run, outcome, base)

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 NO_STOP_FLAG = 0
 """The executor's stop flag while its job may run on."""
+OVERRUN_GRACE = 2.0
+"""Least seconds a task moved for overrunning ``max_runtime`` gets to checkpoint and return."""
 
 
 class StopReason(StrEnum):
@@ -34,6 +36,16 @@ class StopReason(StrEnum):
         so the task is never told it was "canceled".
         """
         return self is not StopReason.SHUTDOWN
+
+    def grace(self, stop_grace: float) -> float:
+        """Seconds the task gets to return once told, before its executor is killed.
+
+        An overrun is not urgent like a cancel: the task is asked to checkpoint and return, and
+        may be in the middle of an engine call (a fresh executor's first one opens its
+        connection). Killing it there would lose the checkpoint and cost an executor respawn,
+        so it gets at least ``OVERRUN_GRACE``.
+        """
+        return max(stop_grace, OVERRUN_GRACE) if self is StopReason.OVERRUN else stop_grace
 
     @property
     def flag(self) -> int:
