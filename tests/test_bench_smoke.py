@@ -68,7 +68,7 @@ def test_mixed_bench_moves_the_long_jobs_and_resumes_them(engine: str, tmp_path:
     if engine in SERVERS and not _reachable("127.0.0.1", SERVERS[engine]):
         unavailable(f"{engine} is not running on 127.0.0.1:{SERVERS[engine]}")
     cmd = [sys.executable, "-m", "bench.mixed", "--quick", "--engine", engine, "--variants", "move"]
-    cmd += ["--results-dir", str(tmp_path)]
+    cmd += ["--max-runtime", "3", "--results-dir", str(tmp_path)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, env=os.environ.copy())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (row,) = json.loads((tmp_path / "mixed.json").read_text())
