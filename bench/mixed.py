@@ -110,7 +110,8 @@ def fresh_store(engine: str, tmp: Path) -> Iterator[str]:
 def start_node(url: str, queue: str, concurrency: int, config: str | None, log: Path) -> subprocess.Popen[bytes]:
     env = os.environ | {"BENCH_URL": url, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     args = [sys.executable, "-m", "conveyor", "worker", "--app", APP, "--queues", queue]
-    args += ["--concurrency", str(concurrency), "--lease", "10", "--heartbeat", "1", "--id", f"{queue}-node"]
+    node_id = queue.split(",")[0] + "-node"
+    args += ["--concurrency", str(concurrency), "--lease", "10", "--heartbeat", "1", "--id", node_id]
     args += ["--log-level", os.environ.get("BENCH_LOG_LEVEL", "info")]
     if config:
         args += ["--queues-config", config]
@@ -140,7 +141,7 @@ def run_variant(
         app.migrate()
         log = logs / f"{engine}-{variant.replace(' ', '-')}.log"
         nodes = [
-            start_node(url, "fast", FAST_EXECUTORS, config_path, log),
+            start_node(url, "fast,warm", FAST_EXECUTORS, config_path, log),
             start_node(url, "slow", 1, config_path, log),
         ]
         try:

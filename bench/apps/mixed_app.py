@@ -24,9 +24,10 @@ def make_app(url: str | None = None) -> Conveyor:
     def short(seconds: float) -> None:
         time.sleep(seconds)
 
-    @app.task(name="mixed.warm", queue="fast")
+    @app.task(name="mixed.warm", queue="warm")
     def warm(ctx: JobContext, seconds: float) -> None:
-        """Warm-up: boots an executor and opens its engine connection (as a long-lived one has)."""
+        """Warm-up: boots an executor and opens its engine connection (as a long-lived one has),
+        on a queue without max_runtime, so a slow first connect on a loaded machine is no overrun."""
         ctx.checkpoint({"warm": True})
         time.sleep(seconds)
 
