@@ -75,3 +75,21 @@ def test_fanout_bench_runs_one_fan_in_per_workflow(engine: str, tmp_path: Path) 
     found = {m["metric"]: m["median"] for m in payload["measurements"]}
     assert found.keys() == {"release_ms", "fan_in_start_ms", "enqueue_ms", "total_s"}
     assert found["fan_in_start_ms"] >= 0 and found["total_s"] > 0
+
+
+def test_mixed_bench_moves_the_long_jobs_and_resumes_them(engine: str, tmp_path: Path) -> None:
+    """``python -m bench.mixed`` drives real nodes: in the ``move`` variant both long jobs are
+    moved once and resume from a checkpoint (what the table in docs/benchmarks.md relies on)."""
+    if not engine_built(engine):
+        unavailable(f"{engine} engine not implemented in this tree")
+    if engine in SERVERS and not _reachable("127.0.0.1", SERVERS[engine]):
+        unavailable(f"{engine} is not running on 127.0.0.1:{SERVERS[engine]}")
+    cmd = [sys.executable, "-m", "bench.mixed", "--quick", "--engine", engine, "--variants", "move"]
+    cmd += ["--max-runtime", "3", "--results-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, env=os.environ.copy())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads((tmp_path / "mixed.json").read_text())
+    assert row["variant"] == "move" and row["short_jobs"] > 0
+    assert row["long_moves"] == 2
+    assert all(step > 0 for step in row["long_resumed_from"]), row
+    assert "| move |" in (tmp_path / "mixed.md").read_text()

@@ -19,11 +19,17 @@ APP = "tests.apps.api_app:app"
 
 
 @pytest.mark.parametrize(("setting", "value"), [("overflow_to", "slow"), ("max_runtime", 60.0)])
-def test_queue_settings_not_implemented_are_refused_by_name(setting: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=setting):
+def test_a_runtime_limit_without_its_overflow_queue_is_refused_by_name(setting: str, value: object) -> None:
+    """max_runtime moves jobs to overflow_to: one without the other would be a silent no-op."""
+    with pytest.raises(ConfigError, match="max_runtime and overflow_to"):
         QueueConfig("reports", **{setting: value})  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=setting):
+    with pytest.raises(ConfigError, match="max_runtime and overflow_to"):
         Conveyor("sqlite:///unused.db", queues=[QueueConfig("reports", **{setting: value})])  # type: ignore[arg-type]
+    assert QueueConfig("reports", max_runtime=60.0, overflow_to="slow").overflow_to == "slow"
+    with pytest.raises(ConfigError, match="max_runtime"):
+        QueueConfig("reports", max_runtime=0, overflow_to="slow")
+    with pytest.raises(ConfigError, match="overflow_to"):
+        QueueConfig("reports", max_runtime=5, overflow_to="reports")
 
 
 def test_queue_config_checks_what_it_honours() -> None:

@@ -35,10 +35,12 @@ from conveyor.errors import (
     InvalidTransition,
     JobCanceled,
     JobNotFound,
+    JobOverrun,
     LeaseLost,
     QueueFull,
     UnknownTask,
 )
+from conveyor.queues import load_queues_config
 from conveyor.results import LocalResultStore, ResultStore
 from conveyor.task import CallOptions, Task
 from conveyor.types import (
@@ -82,6 +84,7 @@ __all__ = [
     "JobContext",
     "JobEvent",
     "JobNotFound",
+    "JobOverrun",
     "JobPage",
     "JobState",
     "JobStatus",
@@ -100,6 +103,7 @@ __all__ = [
     "WebhookEndpoint",
     "WebhookSettings",
     "Workflow",
+    "load_queues_config",
 ]
 
 _LAZY = {

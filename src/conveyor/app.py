@@ -41,7 +41,9 @@ from conveyor.blocking import blocking
 from conveyor.errors import ConfigError, InvalidTransition, JobNotFound, UnknownTask
 from conveyor.fleet import WorkerStatus, list_workers
 from conveyor.limits import KeySpec, TaskLimits, parse_rate, with_queue_limits
+from conveyor.queues import QUEUES_CONFIG_ENV, check_overflow, default_priority, load_queues_config, route_queue
 from conveyor.resources import check_needs, resource_queue
+from conveyor.schedules import Schedule
 from conveyor.storage import inputs
 from conveyor.storage.store import FileStore, ResultStore, open_store
 from conveyor.storage.uploads import Upload
@@ -119,6 +121,9 @@ class Conveyor:
         for config in self.queues.values():
             if config.rate_limit is not None:
                 parse_rate(config.rate_limit)  # a bad rate text is refused here, not at the first submit
+        check_overflow(self.queues)
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic jobs (``periodic`` / ``schedule``); every worker node enqueues their ticks."""
         if result_store is None or isinstance(result_store, str):
             # a directory, or s3://bucket/prefix?endpoint=... (docs/operations.md, "Result store")
             result_store = open_store(result_store or os.environ.get("CONVEYOR_RESULTS") or "var/results")
@@ -176,6 +181,7 @@ class Conveyor:
         rate_key: KeySpec = None,
         unique_key: KeySpec = None,
         resources: dict[str, int] | None = None,
+        expected_runtime: float | None = None,
     ) -> Callable[[F], Task]: ...
 
     def task(
@@ -195,6 +201,7 @@ class Conveyor:
         rate_key: KeySpec = None,
         unique_key: KeySpec = None,
         resources: dict[str, int] | None = None,
+        expected_runtime: float | None = None,
     ) -> Task | Callable[[F], Task]:
         """Register a function as a task: ``@app.task`` or ``@app.task(queue="reports", ...)``.
 
@@ -211,6 +218,8 @@ class Conveyor:
         if timeout is not None and timeout <= 0:
             raise ConfigError("timeout must be positive seconds")
         needs = tuple(check_needs(resources or {}).items())
+        if expected_runtime is not None and expected_runtime <= 0:
+            raise ConfigError("expected_runtime must be positive seconds")
 
         def register(func: F) -> Task:
             task_name = name or f"{func.__module__}.{func.__qualname__}"
@@ -225,7 +234,14 @@ class Conveyor:
                 unique_key=unique_key,
             )
             options = TaskOptions(
-                queue, max_attempts, timeout, retry or RetryPolicy(), priority, limits=limits, resources=needs
+                queue,
+                max_attempts,
+                timeout,
+                retry or RetryPolicy(),
+                priority,
+                limits=limits,
+                resources=needs,
+                expected_runtime=expected_runtime,
             )
             # the same refusal as at submit time, made at once for the task's own queue
             with_queue_limits(self.queue_config(queue), task_name, limits.declared_keys())
@@ -235,11 +251,69 @@ class Conveyor:
 
         return register(fn) if fn is not None else register
 
+    def schedule(
+        self,
+        task: str | Task,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        args: dict[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: bool = False,
+        grace: float | None = None,
+    ) -> Schedule:
+        """Run ``task`` at every tick of a 5-field ``cron`` in ``tz`` or ``every`` N seconds.
+
+        Exactly one job per tick, however many worker nodes run (the tick is the job's
+        idempotency key); see ``conveyor.schedules.Schedule`` for ``catch_up`` and ``grace``.
+        """
+        task_obj = task if isinstance(task, Task) else self.get_task(task)
+        clean = task_obj.validate(args or {})
+        sched = Schedule(name or task_obj.name, task_obj.name, cron, every, tz, clean, catch_up, grace)
+        if sched.name in self.schedules:
+            raise ConfigError(f"schedule {sched.name!r} is declared twice")
+        self.schedules[sched.name] = sched
+        return sched
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        args: dict[str, Any] | None = None,
+        name: str | None = None,
+        catch_up: bool = False,
+        grace: float | None = None,
+        **task_options: Any,
+    ) -> Callable[[F], Task]:
+        """Register a task and run it on a schedule: ``@app.periodic("*/5 * * * *", tz="Europe/Paris")``.
+
+        ``task_options`` are those of ``task`` (queue, max_attempts, timeout, ...; ``task_name=``
+        names the task, ``name=`` the schedule, both defaulting to the function's name).
+        """
+
+        def register(func: F) -> Task:
+            if "task_name" in task_options:  # ``name=`` names the schedule; the task's is ``task_name=``
+                task_options["name"] = task_options.pop("task_name")
+            task = self.task(**task_options)(func)
+            self.schedule(task, cron, every=every, tz=tz, args=args, name=name, catch_up=catch_up, grace=grace)
+            return task
+
+        return register
+
     def get_task(self, name: str) -> Task:
         try:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(f"unknown task {name!r}") from None
+
+    def declare_queues(self, configs: Iterable[QueueConfig]) -> None:
+        """Add (or replace) queue declarations, e.g. from a config file (``conveyor.queues_config``)."""
+        for config in configs:
+            self.queues[config.name] = config
+        check_overflow(self.queues)
 
     def queue_config(self, name: str) -> QueueConfig:
         return self.queues.get(name) or QueueConfig(name)
@@ -368,14 +442,14 @@ class Conveyor:
             raise ConfigError("give either delay or run_at, not both")
         if opts.delay is not None and opts.delay < 0:
             raise ConfigError("delay must not be negative")
-        base = opts.queue or task.options.queue
+        base = route_queue(self.queues, opts.queue or task.options.queue, task.options.expected_runtime)
         queue = resource_queue(base, dict(task.options.resources))
         return EnqueueRequest(
             task=task.name,
             args=clean,
             queue=queue,
             tenant=opts.tenant or DEFAULT_TENANT,
-            priority=task.options.priority if opts.priority is None else opts.priority,
+            priority=default_priority(self.queue_config(queue), task.options.priority, opts.priority),
             max_attempts=opts.max_attempts or task.options.max_attempts,
             timeout=opts.timeout or task.options.timeout,
             retry=task.options.retry,
@@ -681,4 +755,17 @@ def load_app(spec: str) -> Conveyor:
     app = getattr(module, attr, None)
     if not isinstance(app, Conveyor):
         raise ConfigError(f"{spec!r} is not a Conveyor app")
+    apply_queues_config(app)
+    return app
+
+
+def apply_queues_config(app: Conveyor) -> Conveyor:
+    """Declare the queues of ``$CONVEYOR_QUEUES_CONFIG`` (set by ``--queues-config``) on ``app``.
+
+    An environment variable, so every process that loads the app (a node's executors, the
+    nodes ``serve`` starts) sees the same declaration as the command that was given the file.
+    """
+    path = os.environ.get(QUEUES_CONFIG_ENV)
+    if path:
+        app.declare_queues(load_queues_config(path))
     return app

@@ -18,10 +18,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.backend.protocol import ArtifactRequest, EffectOutcome, EffectRequest, ProgressRequest
+from conveyor.backend.protocol import (
+    ArtifactRequest,
+    CheckpointRequest,
+    EffectOutcome,
+    EffectRequest,
+    ProgressRequest,
+)
 from conveyor.blocking import blocking
 from conveyor.dependencies import Dependency, results_of
-from conveyor.errors import JobCanceled, LeaseLost
+from conveyor.errors import JobCanceled, JobOverrun, LeaseLost
 from conveyor.storage.uploads import Upload
 from conveyor.types import Artifact, Job, JSONValue
 
@@ -84,7 +90,8 @@ class JobContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once the job was canceled or this worker lost its lease: stop soon."""
+        """True once the job must stop soon: canceled, lease lost, or moving to the overflow queue
+        after running past its queue's ``max_runtime`` (checkpoint first, then return or raise)."""
         return self._stop_reason() is not None
 
     def raise_if_cancelled(self) -> None:
@@ -92,6 +99,8 @@ class JobContext:
         reason = self._stop_reason()
         if reason == "canceled":
             raise JobCanceled(f"job {self.job_id} was canceled")
+        if reason == "overrun":
+            raise JobOverrun(f"job {self.job_id} ran past its queue's max_runtime: it moves to the overflow queue")
         if reason is not None:
             raise LeaseLost(f"job {self.job_id}: this worker lost its lease")
 
@@ -112,6 +121,30 @@ class JobContext:
             raise LeaseLost(f"job {self.job_id}: progress refused, the lease is gone")
 
     progress = blocking(progress_async)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    @property
+    def resume_state(self) -> JSONValue:
+        """What an earlier run of this job saved with ``checkpoint`` (None on a fresh job).
+
+        A job moved to the overflow queue after an overrun, retried after a failure, or
+        requeued after its worker died starts again with the last checkpoint it stored.
+        """
+        return self.job.checkpoint
+
+    async def checkpoint_async(self, state: JSONValue) -> None:
+        """Save ``state`` (JSON) on the job so the next run resumes from it; fenced like progress.
+
+        Raises LeaseLost when this worker no longer holds the job (nothing stored). Checkpoint
+        after each unit of work that must not be redone, and always when ``ctx.cancelled``.
+        """
+        backend = await self.app.backend()
+        if not await backend.checkpoint(CheckpointRequest(self.job_id, self.token, state)):
+            raise LeaseLost(f"job {self.job_id}: checkpoint refused, the lease is gone")
+        self.job.checkpoint = state
+
+    checkpoint = blocking(checkpoint_async)
 
     # -- scratch and artifacts -------------------------------------------------------------
 

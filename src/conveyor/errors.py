@@ -65,5 +65,10 @@ class LeaseLost(ConveyorError):
     """This worker no longer holds the job's lease (fencing token mismatch)."""
 
 
+class JobOverrun(ConveyorError):
+    """Raised by ``ctx.raise_if_cancelled`` in a task that ran past its queue's max_runtime: the
+    job moves to the overflow queue (no attempt charged) and resumes from its checkpoint."""
+
+
 class JobCanceled(ConveyorError):
     """Raised inside a task that checks for cancellation after the job was canceled."""

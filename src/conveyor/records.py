@@ -16,7 +16,7 @@ from typing import Any
 from conveyor import serde
 from conveyor.types import Artifact, DependencyPolicy, Job, JobState, RetryPolicy
 
-JSON_FIELDS = frozenset({"args", "retry", "result", "error", "depends_on", "artifacts", "trace_context"})
+JSON_FIELDS = frozenset({"args", "retry", "result", "error", "depends_on", "artifacts", "trace_context", "checkpoint"})
 """Fields whose value is structured: JSON text in the engines, plain JSON values in a record."""
 FLOAT_FIELDS = frozenset(
     {

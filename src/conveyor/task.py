@@ -38,6 +38,9 @@ class TaskOptions:
     """Concurrency / rate limits and unique key declared on the task (``conveyor.limits``)."""
     resources: tuple[tuple[str, int], ...] = ()
     """What one job needs of a node (``resources={"gpu": 1}``): see conveyor/resources.py."""
+    expected_runtime: float | None = None
+    """Seconds a job of this task is expected to run: above its queue's ``max_runtime`` it is
+    submitted straight to the queue's ``overflow_to`` queue instead of overrunning there."""
 
 
 @dataclass(frozen=True)

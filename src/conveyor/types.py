@@ -219,6 +219,8 @@ class Job:
     rate_period: float | None = None
     unique_key: str | None = None
     """At most one pending or running job per (tenant, unique_key); a duplicate submit gets it back."""
+    checkpoint: JSONValue = None
+    """The last state the task saved with ``ctx.checkpoint`` (fenced); ``ctx.resume_state`` next run."""
 
     @property
     def terminal(self) -> bool:
@@ -227,13 +229,18 @@ class Job:
 
 @dataclass(frozen=True)
 class QueueConfig:
-    """Per-queue settings declared in code by the application.
+    """Per-queue settings, declared in code (``Conveyor(queues=[...])``) or in a config file
+    (``conveyor.queues_config``), and honoured by every part that reads them.
 
     ``max_depth`` is the backpressure limit: once this many jobs are pending (waiting,
     scheduled or queued) a submit is refused with QueueFull instead of growing the backlog.
-    ``overflow_to`` (the slow queue a job moves to when it exceeds ``max_runtime`` here) and
-    ``max_runtime`` are not implemented yet: setting either is a ConfigError, because a setting
-    Conveyor does not honour must never be a silent no-op (DESIGN §1).
+    ``max_runtime`` (seconds) with ``overflow_to``: a job of this queue still running after
+    ``max_runtime`` is stopped and moved to the ``overflow_to`` queue without charging an
+    attempt (same id, events, progress and checkpoint), so short jobs never wait behind it.
+    The two come together: a runtime limit with nowhere to go would be a silent no-op.
+    ``priority`` is the default priority of submits to this queue (a task's or a submit's own
+    priority wins). ``paused`` is applied to the engine when a worker node or the job service
+    starts (``conveyor queues pause/resume`` changes it at runtime).
     """
 
     name: str
@@ -245,6 +252,8 @@ class QueueConfig:
     ``queue:<name>``, enforced in the claim; docs/guide-limits.md)."""
     rate_limit: str | tuple[int, float] | None = None
     """At most this many starts per period, e.g. ``"100/m"`` (rate key ``queue:<name>``)."""
+    priority: int | None = None
+    paused: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -253,12 +262,27 @@ class QueueConfig:
             raise ConfigError(f"QueueConfig({self.name!r}) max_depth must not be negative (got {self.max_depth})")
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError(f"QueueConfig({self.name!r}) concurrency must be at least 1 (got {self.concurrency})")
-        for setting in ("overflow_to", "max_runtime"):
-            if getattr(self, setting) is not None:
-                raise ConfigError(
-                    f"QueueConfig({self.name!r}) {setting}= is not supported yet: Conveyor would ignore it, "
-                    "so it is refused; remove it (overflow queues and max runtimes come in a later release)"
-                )
+        if self.max_runtime is not None and not self.max_runtime > 0:
+            raise ConfigError(f"QueueConfig({self.name!r}) max_runtime must be a positive number of seconds")
+        if (self.max_runtime is None) != (self.overflow_to is None):
+            raise ConfigError(
+                f"QueueConfig({self.name!r}) max_runtime and overflow_to go together: a job that overruns "
+                "max_runtime moves to the overflow_to queue (give both, or neither)"
+            )
+        if self.overflow_to == self.name:
+            raise ConfigError(f"QueueConfig({self.name!r}) overflow_to must name another queue")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The declared settings as JSON (``conveyor queues``, ``/v1/queues``)."""
+        return {
+            "max_depth": self.max_depth,
+            "max_runtime": self.max_runtime,
+            "overflow_to": self.overflow_to,
+            "priority": self.priority,
+            "paused": self.paused,
+            "concurrency": self.concurrency,
+            "rate_limit": list(self.rate_limit) if isinstance(self.rate_limit, tuple) else self.rate_limit,
+        }
 
 
 @dataclass(frozen=True)

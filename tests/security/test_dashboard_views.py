@@ -166,3 +166,17 @@ def test_workers_page_lists_the_live_node(site: Site, page: Any) -> None:
     cells = row.first.locator("td").all_inner_texts()
     assert cells[1] == "running" and "default" in cells[4], cells
     assert "alive" in page.locator("main p.muted").first.inner_text()
+
+
+def test_schedules_page_lists_each_schedule_with_its_next_run(site: Site, page: Any) -> None:
+    page.goto(f"{site.server.url}/dashboard/#/schedules")
+    row = page.locator("tr.schedule").first
+    row.wait_for()
+    text = row.inner_text()
+    assert "nightly <b>cleanup</b>" in text and "0 3 * * * (Asia/Tokyo)" in text  # markup shown as text
+    assert page.locator("tr.schedule b").count() == 0
+    with site.server.http(site.admin) as http:
+        next_run = http.get("/v1/schedules").json()["schedules"][0]["next_run"]
+    shown = page.locator("tr.schedule td.next-run").first.inner_text()
+    expected = page.evaluate(f"new Date({next_run} * 1000).toLocaleString()")
+    assert shown == expected

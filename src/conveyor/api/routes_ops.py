@@ -18,6 +18,8 @@ from conveyor.api.schemas import (
     QueueList,
     RedriveBody,
     RedriveResult,
+    ScheduleInfo,
+    ScheduleList,
     TaskInfo,
     TaskList,
 )
@@ -64,10 +66,13 @@ async def list_queues(request: Request, principal: Annotated[Principal, Depends(
     svc = service(request)
     stats = {s.queue: s for s in await (await svc.backend()).queue_stats(principal.tenant_filter())}
     names = sorted(set(stats) | set(svc.conveyor.declared_queues()))
+    backend = await svc.backend()
+    admin = principal.tenant_filter() is None
     queues = []
     for name in names:
         st = stats.get(name)
         counts = st.counts if st else {s.value: 0 for s in JobState}
+        config = svc.conveyor.queue_config(name)
         queues.append(
             QueueInfo(
                 name=name,
@@ -75,10 +80,28 @@ async def list_queues(request: Request, principal: Annotated[Principal, Depends(
                 pending=st.pending if st else 0,
                 oldest_queued_age=st.oldest_queued_age if st else None,
                 paused=st.paused if st else False,
-                max_depth=svc.conveyor.queue_config(name).max_depth,
+                max_depth=config.max_depth,
+                max_runtime=config.max_runtime,
+                overflow_to=config.overflow_to,
+                priority=config.priority,
+                declared_paused=config.paused,
+                throughput_per_min=await backend.drain_stats(name, 60.0) if admin else None,
             )
         )
     return QueueList(queues=queues)
+
+
+@router.get(
+    "/schedules",
+    response_model=ScheduleList,
+    tags=["queues"],
+    summary="Periodic jobs and their next run time",
+    responses=COMMON_ERRORS,
+)
+async def list_schedules(request: Request, principal: Annotated[Principal, Depends(scope("read"))]) -> ScheduleList:
+    svc = service(request)
+    now = await (await svc.backend()).now()
+    return ScheduleList(schedules=[ScheduleInfo(**s.to_dict(now)) for s in svc.conveyor.schedules.values()])
 
 
 @router.get(

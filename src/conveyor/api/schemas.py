@@ -401,6 +401,32 @@ class QueueInfo(BaseModel):
     oldest_queued_age: float | None = Field(description="Seconds the oldest runnable job has waited")
     paused: bool
     max_depth: int | None = Field(description="Backpressure limit: submits beyond it get 429")
+    max_runtime: float | None = Field(
+        default=None, description="Seconds a job may run here before it moves to overflow_to (no attempt charged)"
+    )
+    overflow_to: str | None = Field(default=None, description="The queue overrunning jobs move to")
+    priority: int | None = Field(default=None, description="Default priority of submits to this queue")
+    declared_paused: bool | None = Field(
+        default=None, description="The paused setting of the queue's declaration, applied when a node starts"
+    )
+    throughput_per_min: int | None = Field(
+        default=None, description="Jobs of the queue that finished in the last 60 s (every tenant; admin only)"
+    )
+
+
+class ScheduleInfo(BaseModel):
+    name: str
+    task: str
+    cron: str | None = Field(description="5-field cron expression, in tz")
+    every: float | None = Field(description="Interval in seconds (instead of cron)")
+    tz: str
+    args: dict[str, Any]
+    catch_up: bool = Field(description="Missed ticks are enqueued after downtime (else skipped)")
+    next_run: float = Field(description="Next tick, epoch seconds (engine clock)")
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleInfo]
 
 
 class QueueList(BaseModel):

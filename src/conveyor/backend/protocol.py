@@ -131,6 +131,14 @@ Semantics every engine must follow:
   loses nothing). Several consumers may take concurrently: an entry may be handed out twice
   (duplicates are allowed, losses are not). ``ack_outbox`` deletes entries (unknown seqs are
   ignored, so acking twice is harmless). Pruning a job deletes its entries too.
+* ``move`` (overrun moves, docs/guide.md "Queues"): fenced like ``release``; a job running
+  with ``token`` goes back to ``queued`` on queue ``queue`` in one step, giving the attempt back
+  (attempts -= 1, never below 0), keeping its id, run_at, events, progress and checkpoint, and
+  appending a ``state`` event with data ``{"reason": "moved", "from": <old queue>, "to": <queue>}``.
+  Answers False (nothing changed) when the job is not running with that token.
+* ``checkpoint``: fenced like ``progress``; stores ``state`` (any JSON value) on the job
+  (``Job.checkpoint``), replacing the previous one, with no event. A later attempt of the job
+  (after a move, a retry or a reap) reads it back. Answers False when fenced off.
 * ``list_jobs``: newest first (id DESC); ``next_cursor`` is None on the last page.
   ``queue_stats``: ``counts`` has every state as a key (0 when none).
 """
@@ -334,6 +342,24 @@ class ArtifactRequest:
 
 
 @dataclass(frozen=True)
+class MoveRequest:
+    """Move a running job (held under ``token``) to ``queue`` without charging the attempt."""
+
+    job_id: str
+    token: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class CheckpointRequest:
+    """Store ``state`` on a running job, fenced by ``token`` (``ctx.checkpoint``)."""
+
+    job_id: str
+    token: str
+    state: Any
+
+
+@dataclass(frozen=True)
 class CancelRequest:
     job_id: str
     tenant: str | None = None
@@ -520,6 +546,12 @@ class Backend(Protocol):
     async def release(self, req: ReleaseRequest) -> bool: ...
 
     async def progress(self, req: ProgressRequest) -> bool: ...
+
+    async def move(self, req: MoveRequest) -> bool:
+        """Running (with this token) -> queued on another queue, attempt given back; False if fenced off."""
+
+    async def checkpoint(self, req: CheckpointRequest) -> bool:
+        """Store a running job's checkpoint (fenced by the token); False if fenced off."""
 
     async def add_artifact(self, req: ArtifactRequest) -> bool: ...
 

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from conveyor.app import Conveyor, load_app
+from conveyor.app import Conveyor, apply_queues_config, load_app
 from conveyor.errors import ConfigError
 
 APP_OPTION = typer.Option(
@@ -55,7 +55,7 @@ def resolve_app(app_spec: str | None, url: str | None = None) -> Conveyor:
                 "the app's URL would win, so give only one of them (or make them agree)"
             )
         return conveyor
-    return Conveyor(url or os.environ.get("CONVEYOR_URL"))
+    return apply_queues_config(Conveyor(url or os.environ.get("CONVEYOR_URL")))
 
 
 RESULTS_OPTION = typer.Option(
@@ -81,3 +81,21 @@ def load_with_results(app_spec: str, results: str | None) -> Conveyor:
             "drop one of them (or build the app with result_store=None to read $CONVEYOR_RESULTS)"
         )
     return conveyor
+
+
+QUEUES_CONFIG_OPTION = typer.Option(
+    None,
+    "--queues-config",
+    envvar="CONVEYOR_QUEUES_CONFIG",
+    help="TOML file declaring queues ([queues.NAME] or [tool.conveyor.queues.NAME]): max_depth, "
+    "max_runtime, overflow_to, priority, paused.",
+)
+
+
+def use_queues_config(path: str | None) -> None:
+    """Make ``--queues-config`` the file every process of this command reads (checked now)."""
+    if path:
+        from conveyor.queues import QUEUES_CONFIG_ENV, load_queues_config
+
+        load_queues_config(path)  # a bad file is an error before anything starts
+        os.environ[QUEUES_CONFIG_ENV] = os.path.abspath(path)

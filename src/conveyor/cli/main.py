@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "conveyor.cli.fleet_cmd",
     "conveyor.cli.workflows_cmd",
     "conveyor.cli.limits_cmd",
+    "conveyor.cli.schedules_cmd",
 )
 ALONE = {"worker": "conveyor.cli.worker_cmd"}
 """Commands loaded without the others: a worker node never imports the submit, API-schema or

@@ -10,7 +10,8 @@ from __future__ import annotations
 import typer
 
 from conveyor.app import Conveyor
-from conveyor.cli.common import APP_OPTION, URL_OPTION
+from conveyor.backend import Backend
+from conveyor.cli.common import APP_OPTION, QUEUES_CONFIG_OPTION, URL_OPTION, use_queues_config
 from conveyor.cli.errors import EXIT_ERROR, UsageError, cli_errors
 from conveyor.cli.main import app
 from conveyor.cli.render import console, job_dict, jobs_table, print_json, queue_dict, queues_table
@@ -108,12 +109,17 @@ def queues_overview(
     as_json: bool = JSON_OPTION,
     app_spec: str | None = APP_OPTION,
     url: str | None = URL_OPTION,
+    queues_config: str | None = QUEUES_CONFIG_OPTION,
 ) -> None:
-    """Depth of every queue by state, age of its oldest queued job, and whether it is paused."""
+    """Every queue: live depth by state, oldest queued age, throughput, and its declared settings."""
     if ctx.invoked_subcommand is not None:
         return
+    with cli_errors():
+        use_queues_config(queues_config)
     with cli_errors(), opened(app_spec, url) as conveyor:
         stats = _with_declared(conveyor, conveyor.queue_stats()) if app_spec else conveyor.queue_stats()
+        rates = {q.queue: _throughput(conveyor, q.queue) for q in stats}
+        declared = {q.queue: conveyor.queue_config(q.queue) for q in stats}
         if not app_spec:
             # the engine knows queues that hold jobs; which queues are declared only the app says
             typer.echo(
@@ -122,13 +128,22 @@ def queues_overview(
                 err=True,
             )
         if as_json:
-            print_json([queue_dict(q) for q in stats])
+            print_json([queue_dict(q, declared[q.queue], rates[q.queue]) for q in stats])
             return
         out = console()
         if not stats:
             out.print("no queues yet: submit a job first")
             return
-        out.print(queues_table(stats))
+        out.print(queues_table(stats, declared, rates))
+
+
+def _throughput(conveyor: Conveyor, queue: str) -> int:
+    """Jobs of ``queue`` that finished in the last minute."""
+
+    async def count(backend: Backend) -> int:
+        return await backend.drain_stats(queue, 60.0)
+
+    return conveyor.run_sync(count)
 
 
 def _with_declared(conveyor: Conveyor, stats: list[QueueStats]) -> list[QueueStats]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from conveyor.types import Job, JobEvent, JobState, QueueStats
+from conveyor.types import Job, JobEvent, JobState, QueueConfig, QueueStats
 
 STATE_STYLE = {
     JobState.WAITING: "magenta",
@@ -215,22 +216,71 @@ def _event_detail(ev: JobEvent) -> str:
     return ", ".join(f"{k}={v}" for k, v in data.items() if v is not None)
 
 
-def queues_table(stats: list[QueueStats]) -> Table:
+def queues_table(
+    stats: list[QueueStats],
+    declared: Mapping[str, QueueConfig] | None = None,
+    throughput: Mapping[str, int] | None = None,
+) -> Table:
+    """Live depth by state and oldest age, with the declared settings beside them (when known)."""
     table = Table(header_style="bold")
     table.add_column("queue")
     table.add_column("paused")
     for state in JobState:
         table.add_column(state.value, justify="right")
     table.add_column("oldest queued", justify="right")
+    if throughput is not None:
+        table.add_column("done/min", justify="right")
+    if declared is not None:
+        table.add_column("max depth", justify="right")
+        table.add_column("max runtime")
+        table.add_column("priority", justify="right")
     for q in stats:
-        table.add_row(
+        row = [
             escape(q.queue),
             "[red]paused[/]" if q.paused else "",
             *(str(q.counts.get(s.value, 0)) for s in JobState),
             span(q.oldest_queued_age),
-        )
+        ]
+        if throughput is not None:
+            row.append(str(throughput.get(q.queue, 0)))
+        if declared is not None:
+            config = declared.get(q.queue) or QueueConfig(q.queue)
+            runtime = f"{config.max_runtime:g}s -> {escape(config.overflow_to or '')}" if config.max_runtime else ""
+            row += [
+                "" if config.max_depth is None else str(config.max_depth),
+                runtime,
+                "" if config.priority is None else str(config.priority),
+            ]
+        table.add_row(*row)
     return table
 
 
-def queue_dict(q: QueueStats) -> dict[str, Any]:
-    return {"queue": q.queue, "paused": q.paused, "counts": q.counts, "oldest_queued_age": q.oldest_queued_age}
+def queue_dict(q: QueueStats, declared: QueueConfig | None = None, throughput: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "queue": q.queue,
+        "paused": q.paused,
+        "counts": q.counts,
+        "oldest_queued_age": q.oldest_queued_age,
+    }
+    if throughput is not None:
+        out["throughput_per_min"] = throughput
+    if declared is not None:
+        out["declared"] = declared.to_dict()
+    return out
+
+
+def schedules_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(header_style="bold")
+    for column in ("schedule", "task", "when", "next run", "in", "catch up"):
+        table.add_column(column)
+    for row in rows:
+        when_text = f"{row['cron']} ({row['tz']})" if row["cron"] else f"every {row['every']:g}s"
+        table.add_row(
+            escape(row["name"]),
+            escape(row["task"]),
+            escape(when_text),
+            when(row["next_run"]),
+            span(row["next_in"]),
+            "yes" if row["catch_up"] else "",
+        )
+    return table

@@ -22,7 +22,15 @@ import time
 import typer
 
 from conveyor.app import Conveyor
-from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
+from conveyor.cli.common import (
+    APP_OPTION,
+    QUEUES_CONFIG_OPTION,
+    RESULTS_OPTION,
+    SMTP_OPTION,
+    load_with_results,
+    use_queues_config,
+    use_smtp,
+)
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.resources import parse_resources
@@ -124,10 +132,12 @@ def serve(
         help="Base URL clients reach the service at (e.g. https://jobs.example.com); "
         "Location headers are absolute URLs under it. Default: the request's own (or trusted proxies').",
     ),
+    queues_config: str | None = QUEUES_CONFIG_OPTION,
 ) -> None:
     """Serve the HTTP job service (and, with --workers, worker nodes) until Ctrl-C or SIGTERM."""
     if not app_spec:
         raise ConfigError("--app is required (package.module:app, or set CONVEYOR_APP)")
+    use_queues_config(queues_config)
     if concurrency is not None and not workers:
         raise ConfigError("--concurrency sets the executors of the worker nodes started by --workers; give --workers N")
     concurrency = concurrency if concurrency is not None else (os.cpu_count() or 1)

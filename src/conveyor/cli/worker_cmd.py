@@ -7,7 +7,15 @@ import os
 
 import typer
 
-from conveyor.cli.common import APP_OPTION, RESULTS_OPTION, SMTP_OPTION, load_with_results, use_smtp
+from conveyor.cli.common import (
+    APP_OPTION,
+    QUEUES_CONFIG_OPTION,
+    RESULTS_OPTION,
+    SMTP_OPTION,
+    load_with_results,
+    use_queues_config,
+    use_smtp,
+)
 from conveyor.cli.main import app
 from conveyor.errors import ConfigError
 from conveyor.resources import parse_resources
@@ -64,10 +72,12 @@ def worker(
         None, "--metrics-port", help="Serve this node's Prometheus metrics on this port (0: any free port)."
     ),
     metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address the --metrics-port server binds."),
+    queues_config: str | None = QUEUES_CONFIG_OPTION,
 ) -> None:
     """Run a worker node: claim jobs from QUEUES and run them until SIGTERM (or, with --burst, until done)."""
     if not app_spec:
         raise ConfigError("--app is required (package.module:app, or set CONVEYOR_APP)")
+    use_queues_config(queues_config)
     if log_level.lower() not in LEVELS:
         raise ConfigError(f"--log-level must be one of {', '.join(LEVELS)}, got {log_level!r}")
     if log_format not in ("text", "json"):

@@ -67,8 +67,9 @@ async def run_async_task(app: Conveyor, task: Task, run: JobRun, stop_grace: flo
         if work.done():
             return Outcome("stopped") if work.cancelled() else _outcome_of(work)
         if run.stopped.is_set():
-            if run.task_stop_reason() is not None and stop_grace > 0:
-                await asyncio.wait({work}, timeout=stop_grace)
+            told = run.task_stop_reason()
+            if told is not None and stop_grace > 0:
+                await asyncio.wait({work}, timeout=told.grace(stop_grace))
             if not work.done():
                 await _cancel(work)
             elif not work.cancelled():

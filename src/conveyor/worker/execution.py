@@ -25,6 +25,7 @@ from conveyor.worker.codec import Outcome, error_dict
 from conveyor.worker.jobrun import JobRun
 from conveyor.worker.logs import log
 from conveyor.worker.outcomes import OutcomeRecorder
+from conveyor.worker.overrun import arm, disarm
 from conveyor.worker.pool import ExecutorPool
 from conveyor.worker.stop import StopReason
 
@@ -103,6 +104,7 @@ class JobRunner:
         except Exception:
             logging.getLogger("conveyor.worker").exception("job %s: supervisor error", run.job.id)
         finally:
+            disarm(run)
             self.held.pop(run.job.id, None)
             if self.gate is not None:
                 self.gate.release(run.job)
@@ -152,5 +154,6 @@ class JobRunner:
     def _begin(self, run: JobRun) -> None:
         run.executing = True
         run.started = time.monotonic()
+        arm(self.app.queue_config(run.job.queue), run)
         job = run.job
         log("job.start", logging.DEBUG, id=job.id, task=job.task, queue=job.queue, attempt=job.attempts)

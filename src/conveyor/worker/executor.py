@@ -182,7 +182,7 @@ class Executor:
             reason = stop_reason() or StopReason.SHUTDOWN
             if reason.tells_task and stop_grace > 0:
                 self.stop_flag.value = reason.flag
-                await asyncio.wait({result}, timeout=stop_grace)
+                await asyncio.wait({result}, timeout=reason.grace(stop_grace))
             if not result.done() or result.exception() is not None:
                 await self.kill()
             return Outcome("stopped")

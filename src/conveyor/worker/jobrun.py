@@ -24,6 +24,10 @@ class JobRun:
     """True once the outcome is known and is being recorded: stop requests no longer apply."""
     dependencies: list[Dependency] = field(default_factory=list)
     """The job's dependencies as read before its task started (``ctx.dependencies``)."""
+    overrun_to: str | None = None
+    """The overflow queue the job moves to if it is stopped for running past ``max_runtime``."""
+    timer: asyncio.TimerHandle | None = None
+    """The pending overrun stop (``worker.overrun.arm``), canceled when the run ends."""
 
     @property
     def lease(self) -> Lease:

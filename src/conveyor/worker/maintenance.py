@@ -1,5 +1,5 @@
-"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones, and
-drain the notification outbox into webhook deliveries.
+"""Housekeeping every node does: reap expired leases, promote due jobs, prune old ones, drain
+the notification outbox into webhook deliveries, and enqueue periodic jobs (worker/scheduler.py).
 
 Every node runs it, so there is no single "scheduler" process to lose: each operation is one
 atomic, idempotent backend call, and two nodes doing it at once is harmless. Intervals are
@@ -14,7 +14,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from conveyor.backend.protocol import Backend, ForgetWorkersRequest, PruneRequest
+from conveyor.backend.protocol import Backend, ForgetWorkersRequest, PauseRequest, PruneRequest
 from conveyor.reaper import reap_expired
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
@@ -90,6 +90,17 @@ class Maintenance:
         finally:
             detach()
 
+    async def apply_declared_pauses(self) -> None:
+        """A queue declared ``paused = true`` (or ``false``) is set so when the node starts; a queue
+        that does not say is left as an operator set it (``conveyor queues pause/resume``)."""
+        assert self.app is not None
+        for config in self.app.queues.values():
+            if config.paused is not None:
+                try:
+                    await self.backend.set_paused(PauseRequest(config.name, config.paused))
+                except Exception as exc:
+                    log("maintenance.error", logging.WARNING, action="pause", error=f"{type(exc).__name__}: {exc}")
+
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]], first_delay: float) -> None:
         await asyncio.sleep(first_delay)
         while True:
@@ -109,5 +120,10 @@ class Maintenance:
             self._every(60.0, self.forget_dead_workers, jittered(30.0, cfg.jitter)),
         ]
         if self.app is not None:
+            await self.apply_declared_pauses()
             loops.append(self.notify())
+            if self.app.schedules:
+                from conveyor.worker.scheduler import Scheduler
+
+                loops.append(Scheduler(self.app, self.backend).run())
         await asyncio.gather(*loops)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from conveyor import states
-from conveyor.backend.protocol import Backend, CompleteRequest, FailRequest, ReleaseRequest
+from conveyor.backend.protocol import Backend, CompleteRequest, FailRequest, MoveRequest, ReleaseRequest
 from conveyor.errors import BackendUnavailable
 from conveyor.telemetry import JobEnded, Telemetry
 from conveyor.types import Job, JobState
@@ -94,7 +94,10 @@ class OutcomeRecorder:
         run.settling = True
         base: dict[str, Any] = {"id": job.id, "task": job.task, "attempt": job.attempts, "duration": run.elapsed}
         reason = run.stop_reason
-        if outcome.kind == "stopped" or (reason is not None and reason.tells_task):
+        if reason is StopReason.OVERRUN:
+            # whatever the task returned once told: a cooperative task returns early on purpose
+            await self._moved(run, base)
+        elif outcome.kind == "stopped" or (reason is not None and reason.tells_task):
             await self._stopped(run, reason, base)
         elif outcome.kind == "succeeded":
             await self._succeeded(run, outcome, base)
@@ -109,6 +112,16 @@ class OutcomeRecorder:
             log("job.released" if released else "job.release_refused", **base)
         else:
             log("job.stopped", logging.WARNING, reason=reason, **base)
+
+    async def _moved(self, run: JobRun, base: dict[str, Any]) -> None:
+        """An overrun: the job moves to its overflow queue, its attempt given back (``backend.move``)."""
+        assert run.overrun_to is not None
+        move = MoveRequest(run.job.id, run.lease.token, run.overrun_to)
+        moved = await self.engine(lambda: self.telemetry.timed("move", self.backend.move(move)))
+        if moved:
+            log("job.moved", logging.INFO, to=run.overrun_to, queue=run.job.queue, **base)
+        else:
+            log("job.refused", logging.WARNING, outcome="moved", reason="lease lost", **base)
 
     async def _succeeded(self, run: JobRun, outcome: Outcome, base: dict[str, Any]) -> None:
         if await self.acks.complete(CompleteRequest(run.job.id, run.lease.token, outcome.result)):

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 NO_STOP_FLAG = 0
 """The executor's stop flag while its job may run on."""
+OVERRUN_GRACE = 2.0
+"""Least seconds a task moved for overrunning ``max_runtime`` gets to checkpoint and return."""
 
 
 class StopReason(StrEnum):
@@ -21,6 +23,9 @@ class StopReason(StrEnum):
     """The engine no longer lists this node as the job's owner: another node may run it."""
     SHUTDOWN = "shutdown"
     """The node is draining (or its executors cannot start): the job is handed back unfinished."""
+    OVERRUN = "overrun"
+    """The job ran past its queue's ``max_runtime``: it moves to the overflow queue (no attempt
+    charged). The task is told (``ctx.cancelled``) so it can checkpoint before it stops."""
 
     @property
     def tells_task(self) -> bool:
@@ -31,6 +36,16 @@ class StopReason(StrEnum):
         so the task is never told it was "canceled".
         """
         return self is not StopReason.SHUTDOWN
+
+    def grace(self, stop_grace: float) -> float:
+        """Seconds the task gets to return once told, before its executor is killed.
+
+        An overrun is not urgent like a cancel: the task is asked to checkpoint and return, and
+        may be in the middle of an engine call (a fresh executor's first one opens its
+        connection). Killing it there would lose the checkpoint and cost an executor respawn,
+        so it gets at least ``OVERRUN_GRACE``.
+        """
+        return max(stop_grace, OVERRUN_GRACE) if self is StopReason.OVERRUN else stop_grace
 
     @property
     def flag(self) -> int:
@@ -50,5 +65,5 @@ class StopReason(StrEnum):
         return cls.CANCELED if status == "canceled" else cls.LEASE_LOST
 
 
-_FLAGS = {StopReason.CANCELED: 1, StopReason.LEASE_LOST: 2, StopReason.SHUTDOWN: 3}
+_FLAGS = {StopReason.CANCELED: 1, StopReason.LEASE_LOST: 2, StopReason.SHUTDOWN: 3, StopReason.OVERRUN: 4}
 _BY_FLAG = {flag: reason for reason, flag in _FLAGS.items()}

@@ -30,6 +30,7 @@ from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
     Capability,
+    CheckpointRequest,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -47,6 +48,7 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    MoveRequest,
     OutboxEntry,
     OutboxRequest,
     PauseRequest,
@@ -407,6 +409,16 @@ class PostgresBackend:
             "data": serde.dumps({"fraction": req.fraction, "message": req.message}),
         }
         row = await self._write1(lambda conn: _one(conn, self.sql["progress"], params), "recording progress")
+        return row is not None
+
+    async def move(self, req: MoveRequest) -> bool:
+        params = {"off": self.clock_offset, "id": req.job_id, "token": req.token, "queue": req.queue}
+        row = await self._write1(lambda conn: _one(conn, self.sql["move"], params), "moving a job")
+        return row is not None
+
+    async def checkpoint(self, req: CheckpointRequest) -> bool:
+        params = {"off": self.clock_offset, "id": req.job_id, "token": req.token, "state": serde.dumps(req.state)}
+        row = await self._write1(lambda conn: _one(conn, self.sql["checkpoint"], params), "storing a checkpoint")
         return row is not None
 
     async def add_artifact(self, req: ArtifactRequest) -> bool:

@@ -672,3 +672,30 @@ SELECT key, {schema}.now(%(off)s), job_id FROM u
 -- order while holding others could deadlock); the keys answered are now held.
 SELECT k AS key FROM unnest(%(keys)s::text[]) AS u(k)
 WHERE pg_try_advisory_xact_lock(hashtextextended('{schema}:limit:' || k, 0))
+-- name: move
+-- Overrun move: the running job (under this token) goes back to queued on another queue and
+-- gets its attempt back; id, run_at, progress and checkpoint stay. The event names both queues;
+-- the NOTIFY wakes the overflow queue's workers.
+WITH o AS (
+    SELECT id, queue AS old_queue FROM {schema}.jobs WHERE id = %(id)s
+), m AS (
+    UPDATE {schema}.jobs j
+    SET state = 'queued', queue = %(queue)s, attempts = greatest(j.attempts - 1, 0), lease_expires_at = NULL,
+        updated_at = {schema}.now(%(off)s)
+    FROM o
+    WHERE j.id = o.id AND j.lease_token = %(token)s AND j.state = 'running'
+    RETURNING j.id, j.queue, o.old_queue, j.updated_at
+), ev AS (
+    INSERT INTO {schema}.job_events (job_id, at, type, state, data)
+    SELECT id, updated_at, 'state', 'queued', json_build_object('reason', 'moved', 'from', old_queue, 'to', queue)::text
+    FROM m
+), nt AS (
+    SELECT pg_notify('{schema}', queue) FROM m
+)
+SELECT id, (SELECT count(*) FROM nt) AS notified FROM m
+
+-- name: checkpoint
+-- ctx.checkpoint: the task's resume state, stored only while this token holds the job.
+UPDATE {schema}.jobs SET checkpoint = %(state)s, updated_at = {schema}.now(%(off)s)
+WHERE id = %(id)s AND lease_token = %(token)s AND state = 'running'
+RETURNING id

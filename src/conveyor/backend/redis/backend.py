@@ -24,6 +24,7 @@ from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
     Capability,
+    CheckpointRequest,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -41,6 +42,7 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    MoveRequest,
     OutboxEntry,
     OutboxRequest,
     PauseRequest,
@@ -317,6 +319,12 @@ class RedisBackend:
         message = "" if req.message is None else "=" + req.message
         data = serde.dumps({"fraction": req.fraction, "message": req.message})
         return bool(await self._script("progress", req.job_id, req.token, fraction, message, data))
+
+    async def move(self, req: MoveRequest) -> bool:
+        return bool(await self._script("move", req.job_id, req.token, req.queue))
+
+    async def checkpoint(self, req: CheckpointRequest) -> bool:
+        return bool(await self._script("checkpoint", req.job_id, req.token, serde.dumps(req.state)))
 
     async def add_artifact(self, req: ArtifactRequest) -> bool:
         artifact = req.artifact

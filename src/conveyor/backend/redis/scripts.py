@@ -46,6 +46,8 @@ SCRIPTS: dict[str, RetrySafety] = {
     "complete_many": REPLY,
     "fail": REPLY,
     "release": REPLY,
+    "move": REPLY,
+    "checkpoint": IDEMPOTENT,
     "progress": REPLY,
     "artifact": REPLY,
     "cancel": REPLY,

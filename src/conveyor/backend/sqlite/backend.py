@@ -26,6 +26,7 @@ from conveyor.backend.protocol import (
     ArtifactRequest,
     CancelRequest,
     Capability,
+    CheckpointRequest,
     ClaimRequest,
     CompleteRequest,
     CreateKeyRequest,
@@ -43,6 +44,7 @@ from conveyor.backend.protocol import (
     HeartbeatStatus,
     JobFilter,
     JobPage,
+    MoveRequest,
     OutboxEntry,
     OutboxRequest,
     PauseRequest,
@@ -572,6 +574,28 @@ class SQLiteBackend:
                     return False
                 self._event(conn, req.job_id, now, "progress", "running", fraction=req.fraction, message=req.message)
                 return True
+
+        return await self._run(run)
+
+    async def move(self, req: MoveRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                now = self._clock()
+                fence = {"id": req.job_id, "token": req.token}
+                row = conn.execute(SQL["running_queue"], fence).fetchone()
+                if row is None:
+                    return False
+                conn.execute(SQL["move"], {**fence, "queue": req.queue, "now": now})
+                self._event(conn, req.job_id, now, "state", "queued", reason="moved", to=req.queue, **{"from": row[0]})
+                return True
+
+        return await self._run(run)
+
+    async def checkpoint(self, req: CheckpointRequest) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with self._tx(conn):
+                params = {"id": req.job_id, "token": req.token, "state": serde.dumps(req.state), "now": self._clock()}
+                return conn.execute(SQL["checkpoint"], params).fetchone() is not None
 
         return await self._run(run)
 

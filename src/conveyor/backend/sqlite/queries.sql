@@ -317,3 +317,20 @@ DELETE FROM workers WHERE worker_id = :worker_id
 
 -- name: forget_silent_workers
 DELETE FROM workers WHERE last_seen <= :now - :silent_for
+-- name: move
+-- Overrun move: the running job (under this token) goes back to queued on another queue and
+-- gets its attempt back; id, run_at, progress and checkpoint stay. Read the old queue first
+-- (running_queue) in the same transaction, for the event.
+UPDATE jobs
+SET state = 'queued', queue = :queue, attempts = max(attempts - 1, 0), lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: running_queue
+-- The queue of the job while it runs under this token (nothing when fenced off).
+SELECT queue FROM jobs WHERE id = :id AND lease_token = :token AND state = 'running'
+
+-- name: checkpoint
+-- ctx.checkpoint: the task's resume state, stored only while this token holds the job.
+UPDATE jobs SET checkpoint = :state, updated_at = :now
+WHERE id = :id AND lease_token = :token AND state = 'running'
+RETURNING id

@@ -30,10 +30,24 @@ function jobRows(jobs, extra = () => "") {
 async function overview() {
   const [queues, jobs] = await Promise.all([api("/v1/queues"), api("/v1/jobs?limit=20")]);
   const states = ["waiting", "scheduled", "queued", "running", "succeeded", "failed", "canceled"];
-  view.innerHTML = `<h2>Queues</h2><table><tr><th>Queue</th>${states.map((s) => `<th>${s}</th>`).join("")}<th>Oldest queued</th><th>Limit</th></tr>` +
+  view.innerHTML = `<h2>Queues</h2><table><tr><th>Queue</th>${states.map((s) => `<th>${s}</th>`).join("")}<th>Oldest queued</th><th>Done/min</th><th>Limit</th><th>Max runtime</th></tr>` +
     queues.queues.map((q) => `<tr><td>${esc(q.name)}${q.paused ? " (paused)" : ""}</td>${states.map((s) => `<td>${q.counts[s] ?? 0}</td>`).join("")}
-      <td>${q.oldest_queued_age == null ? "" : q.oldest_queued_age.toFixed(1) + " s"}</td><td>${q.max_depth ?? "∞"}</td></tr>`).join("") +
+      <td>${q.oldest_queued_age == null ? "" : q.oldest_queued_age.toFixed(1) + " s"}</td><td>${q.throughput_per_min ?? ""}</td><td>${q.max_depth ?? "∞"}</td>
+      <td>${q.max_runtime == null ? "" : esc(q.max_runtime) + " s → " + esc(q.overflow_to)}</td></tr>`).join("") +
     `</table><h2>Recent jobs</h2>${jobRows(jobs.jobs)}`;
+}
+
+// Periodic jobs and their next run (engine clock), built with textContent only.
+async function schedules() {
+  const data = await api("/v1/schedules");
+  const head = el("tr", {}, ...["Schedule", "Task", "When", "Next run", "Catch up"].map((h) => el("th", { text: h })));
+  const rows = data.schedules.map((s) => el("tr", { class: "schedule" },
+    el("td", { text: s.name }), el("td", { text: s.task }),
+    el("td", { text: s.cron ? `${s.cron} (${s.tz})` : `every ${s.every} s` }),
+    el("td", { class: "next-run", text: new Date(s.next_run * 1000).toLocaleString() }),
+    el("td", { text: s.catch_up ? "yes" : "" })));
+  view.replaceChildren(el("h2", { text: "Schedules" }),
+    data.schedules.length ? el("table", {}, head, ...rows) : el("p", { class: "muted", text: "No schedules: declare one with @app.periodic(...)." }));
 }
 
 async function jobList() {
@@ -263,6 +277,7 @@ async function render() {
     if (hash.startsWith("#/jobs")) await jobList();
     else if (hash.startsWith("#/dead")) await deadLetters();
     else if (hash.startsWith("#/workers")) await workers();
+    else if (hash.startsWith("#/schedules")) await schedules();
     else await overview();
     timer = setInterval(() => { if (!document.hidden) refresh(); }, 3000);
     stamp();
@@ -279,6 +294,7 @@ async function refresh() {
     if (hash.startsWith("#/dead")) await deadLetters();
     else if (hash.startsWith("#/jobs")) await jobList();
     else if (hash.startsWith("#/workers")) await workers();
+    else if (hash.startsWith("#/schedules")) await schedules();
     else await overview();
     stamp();
   } catch (err) {

@@ -128,10 +128,12 @@ end
 
 -- Move a job to state `new`, setting `sets` (string values; NULL deletes the field), keeping
 -- every index and counter in step, and recording a terminal change in the outbox. The only
--- place a job's state changes.
+-- place a job's state changes. `sets` may change the queue (an overrun move): the job leaves
+-- the old queue's indexes and counters before the sets apply and joins the new one's after.
 local function transition(j, new, sets)
   local old = j.state
   index_remove(j, old)
+  count(j, old, -1)
   local hset = {'state', new, 'updated_at', fmt(NOW)}
   local hdel = {}
   for k, v in pairs(sets) do
@@ -148,7 +150,6 @@ local function transition(j, new, sets)
   if #hdel > 0 then
     redis.call('HDEL', jkey(j.id), unpack(hdel))
   end
-  count(j, old, -1)
   count(j, new, 1)
   index_add(j, new)
   if new == 'queued' then
