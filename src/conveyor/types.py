@@ -228,10 +228,15 @@ class QueueConfig:
     max_depth: int | None = None
     overflow_to: str | None = None
     max_runtime: float | None = None
+    retention: float | None = None
+    """Seconds a finished job of this queue (with its artifacts and uploads) is kept before it
+    is pruned; None: the worker's ``--retention-days``."""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("QueueConfig name must be a non-empty queue name")
+        if self.retention is not None and not self.retention >= 0:
+            raise ConfigError(f"QueueConfig({self.name!r}) retention must be seconds >= 0 (got {self.retention})")
         if self.max_depth is not None and self.max_depth < 0:
             raise ConfigError(f"QueueConfig({self.name!r}) max_depth must not be negative (got {self.max_depth})")
         for setting in ("overflow_to", "max_runtime"):
