@@ -18,7 +18,7 @@ from conveyor.app import Conveyor
 from conveyor.cli.common import APP_OPTION
 from conveyor.cli.errors import UsageError, cli_errors, fail
 from conveyor.cli.main import app
-from conveyor.cli.parsing import parse_assignments, parse_duration
+from conveyor.cli.parsing import file_args, parse_assignments, parse_duration
 from conveyor.cli.progress import EXIT_TIMEOUT, WaitDisplay, exit_code, local_status, print_outcome, remote_status
 from conveyor.cli.render import console
 from conveyor.task import CallOptions
@@ -55,6 +55,7 @@ def submit(
     """Submit a job: conveyor submit report title=Q3 months=6 --app examples.app:app --wait."""
     with cli_errors():
         args = parse_assignments(assignments)
+        file_args(args)  # a missing file is an error before anything is uploaded or submitted
         delay_s = parse_duration(delay, "--delay")
         timeout_s = parse_duration(timeout, "--timeout")
         if timeout_s is not None and not wait:
@@ -78,6 +79,9 @@ def _submit_local(
 
     conveyor = load_app(spec)
     try:
+        for key, file in file_args(args).items():
+            args[key] = conveyor.upload(file.path)
+            console(stderr=True).print(f"uploaded {file.path} as {args[key]}", style="dim", markup=False)
         outcome = conveyor.submit(task, args, options)
         job = outcome.job
         replay = "" if outcome.created else " (existing job for this idempotency key)"
@@ -150,6 +154,10 @@ def _submit_remote(
         fail("this installation has no HTTP client (conveyor.client); submit with --app instead")
     client = ConveyorClient(server, api_key=api_key)
     try:
+        for key, file in file_args(args).items():
+            uploaded = client.upload(file.path)
+            args[key] = uploaded["ref"]
+            console(stderr=True).print(f"uploaded {file.path} as {args[key]}", style="dim", markup=False)
         status = client.submit(
             task,
             args,
