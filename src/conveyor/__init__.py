@@ -37,7 +37,7 @@ from conveyor.errors import (
     QueueFull,
     UnknownTask,
 )
-from conveyor.results import LocalResultStore, ResultStore
+from conveyor.storage import LocalResultStore, ResultStore, S3ResultStore, Upload, UploadError, open_store
 from conveyor.task import CallOptions, Task
 from conveyor.types import Artifact, Job, JobEvent, JobState, QueueConfig, QueueStats, RetryPolicy
 from conveyor.worker.errors import DoNotRetry
@@ -79,11 +79,15 @@ __all__ = [
     "QueueStats",
     "ResultStore",
     "RetryPolicy",
+    "S3ResultStore",
     "Task",
     "UnknownTask",
+    "Upload",
+    "UploadError",
     "WaitTimeout",
     "WebhookEndpoint",
     "WebhookSettings",
+    "open_store",
 ]
 
 _LAZY = {
