@@ -41,7 +41,7 @@ from conveyor.errors import (
     UnknownTask,
 )
 from conveyor.queues import load_queues_config
-from conveyor.results import LocalResultStore, ResultStore
+from conveyor.storage import LocalResultStore, ResultStore, S3ResultStore, Upload, UploadError, open_store
 from conveyor.task import CallOptions, Task
 from conveyor.types import (
     Artifact,
@@ -96,14 +96,18 @@ __all__ = [
     "ResultStore",
     "RetryAfter",
     "RetryPolicy",
+    "S3ResultStore",
     "Signature",
     "Task",
     "UnknownTask",
+    "Upload",
+    "UploadError",
     "WaitTimeout",
     "WebhookEndpoint",
     "WebhookSettings",
     "Workflow",
     "load_queues_config",
+    "open_store",
 ]
 
 _LAZY = {

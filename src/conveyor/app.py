@@ -318,6 +318,10 @@ class Conveyor:
     def queue_config(self, name: str) -> QueueConfig:
         return self.queues.get(name) or QueueConfig(name)
 
+    def queue_retention(self) -> tuple[tuple[str, float], ...]:
+        """(queue, seconds) of the queues that declare their own retention."""
+        return tuple((q.name, q.retention) for q in self.queues.values() if q.retention is not None)
+
     def declared_queues(self) -> list[str]:
         """Every queue this app declares: ``queues=[...]``, each task's own queue and the internal
         webhook queue. The API, the dashboard and ``conveyor queues`` list exactly these (plus any

@@ -18,7 +18,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -154,6 +155,19 @@ class ConveyorClient:
                     raise WaitTimeout(workflow_id, None)
                 pause = min(pause, left)
             time.sleep(pause)
+
+    def upload(
+        self, source: str | Path | BinaryIO, *, filename: str | None = None, content_type: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a file (``POST /v1/uploads``, streamed from disk); the answer's ``ref`` goes into
+        a job's arguments. Returns the upload record: id, ref, size, sha256, filename, content_type."""
+        with core.upload_body(source) as (body, name):
+            path, headers = core.upload_target(filename or name, content_type)
+            try:
+                response = self._http.post(path, content=body, headers=headers, timeout=None)
+            except httpx.HTTPError as exc:
+                raise core.unreachable(exc) from exc
+        return core.read_upload(response)
 
     def get(self, job_id: str) -> JobStatus:
         return self._send(core.get(job_id))
@@ -327,6 +341,18 @@ class AsyncConveyorClient:
                     raise WaitTimeout(workflow_id, None)
                 pause = min(pause, left)
             await asyncio.sleep(pause)
+
+    async def upload(
+        self, source: str | Path | BinaryIO, *, filename: str | None = None, content_type: str | None = None
+    ) -> dict[str, Any]:
+        """``upload`` for asyncio code (the file is read in chunks as it is sent)."""
+        with core.upload_body(source) as (body, name):
+            path, headers = core.upload_target(filename or name, content_type)
+            try:
+                response = await self._http.post(path, content=core.async_chunks(body), headers=headers, timeout=None)
+            except httpx.HTTPError as exc:
+                raise core.unreachable(exc) from exc
+        return core.read_upload(response)
 
     async def get(self, job_id: str) -> JobStatus:
         return await self._send(core.get(job_id))

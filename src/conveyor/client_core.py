@@ -10,11 +10,14 @@ error answer and every failure to reach the service, ``WaitTimeout`` when ``wait
 
 from __future__ import annotations
 
+import contextlib
+import mimetypes
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -225,6 +228,34 @@ def workflow(workflow_id: str) -> Call[WorkflowView]:
 
 def cancel_workflow(workflow_id: str) -> Call[WorkflowView]:
     return Call("POST", _workflow_path(workflow_id) + ":cancel", _workflow)
+
+
+@contextlib.contextmanager
+def upload_body(source: str | Path | BinaryIO) -> Iterator[tuple[BinaryIO, str | None]]:
+    """The stream to send for an upload, and the file name it suggests."""
+    if isinstance(source, str | Path):
+        path = Path(source)
+        with path.open("rb") as handle:
+            yield handle, path.name
+    else:
+        yield source, None
+
+
+def upload_target(filename: str | None, content_type: str | None) -> tuple[str, dict[str, str]]:
+    """Path and headers of ``POST /v1/uploads`` for a file of this name and type."""
+    path = "/v1/uploads" + (f"?filename={quote(filename, safe='')}" if filename else "")
+    ctype = content_type or (mimetypes.guess_type(filename)[0] if filename else None) or "application/octet-stream"
+    return path, {"Content-Type": ctype}
+
+
+async def async_chunks(body: BinaryIO, size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    while chunk := body.read(size):
+        yield chunk
+
+
+def read_upload(response: httpx.Response) -> dict[str, Any]:
+    check(response)
+    return dict(response.json())
 
 
 def get(job_id: str) -> Call[JobStatus]:

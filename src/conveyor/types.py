@@ -254,10 +254,15 @@ class QueueConfig:
     """At most this many starts per period, e.g. ``"100/m"`` (rate key ``queue:<name>``)."""
     priority: int | None = None
     paused: bool | None = None
+    retention: float | None = None
+    """Seconds a finished job of this queue (with its artifacts and uploads) is kept before it
+    is pruned; None: the worker's ``--retention-days``."""
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("QueueConfig name must be a non-empty queue name")
+        if self.retention is not None and not self.retention >= 0:
+            raise ConfigError(f"QueueConfig({self.name!r}) retention must be seconds >= 0 (got {self.retention})")
         if self.max_depth is not None and self.max_depth < 0:
             raise ConfigError(f"QueueConfig({self.name!r}) max_depth must not be negative (got {self.max_depth})")
         if self.concurrency is not None and self.concurrency < 1:
@@ -280,6 +285,7 @@ class QueueConfig:
             "overflow_to": self.overflow_to,
             "priority": self.priority,
             "paused": self.paused,
+            "retention": self.retention,
             "concurrency": self.concurrency,
             "rate_limit": list(self.rate_limit) if isinstance(self.rate_limit, tuple) else self.rate_limit,
         }

@@ -29,7 +29,7 @@ def digest(data: str, ctx: JobContext) -> dict[str, object]:
         while chunk := reader.read(64 * 1024):
             streamed.update(chunk)
     with ctx.open_input(data) as reader:
-        first = io.TextIOWrapper(reader, encoding="utf-8").readline()
+        first = io.TextIOWrapper(reader, encoding="utf-8", errors="replace").readline()
     ctx.save_artifact("first-line.txt", first.encode())
     return {
         "local": local,

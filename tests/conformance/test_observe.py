@@ -239,6 +239,23 @@ async def test_prune_deletes_only_old_finished_jobs(backend: Backend) -> None:
     assert {j.id for j in (await backend.list_jobs(JobFilter())).jobs} == {still_queued.id, recent.id}
 
 
+async def test_prune_honours_per_queue_retention(backend: Backend) -> None:
+    done = {}
+    for queue in ("default", "short", "long"):
+        await enqueue(backend, queue=queue)
+        job = await claim_one(backend, queue)
+        await backend.complete(CompleteRequest(job.id, job.lease_token or ""))
+        done[queue] = job.id
+    per_queue = (("short", 10.0), ("long", 5000.0))
+    backend.clock_offset = 100
+    # the default keeps 500 s, "short" 10 s, "long" 5000 s: at +100 s only the short queue's job goes
+    assert await backend.prune(PruneRequest(older_than=500, queues=per_queue)) == 1
+    assert await backend.get(done["short"]) is None and await backend.get(done["default"]) is not None
+    backend.clock_offset = 1000
+    assert await backend.prune(PruneRequest(older_than=500, queues=per_queue)) == 1
+    assert await backend.get(done["default"]) is None and await backend.get(done["long"]) is not None
+
+
 async def test_prune_forgets_expired_idempotency_keys(backend: Backend) -> None:
     first = await backend.enqueue(req(idempotency_key="k", idempotency_ttl=60))
     backend.clock_offset = 100

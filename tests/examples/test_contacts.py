@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -45,8 +46,26 @@ def test_import_upserts_valid_rows_and_reports_rejects(harness: Harness) -> None
         ("6", "edsger@example.com"),
     ]
     assert "name" in rejected[0]["reason"] and "email" in rejected[1]["reason"] and "age" in rejected[2]["reason"]
-    # progress after every batch of 2 rows, ending at all rows
-    assert [f for f, _ in harness.progress(run.job.id)] == [0.0, pytest.approx(2 / 6), pytest.approx(4 / 6), 1.0]
+    # progress is the position in the file: from 0 up to all of it
+    fractions = [f for f, _ in harness.progress(run.job.id)]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and len(fractions) >= 3 and fractions == sorted(fractions)
+
+
+def test_import_from_an_upload(harness: Harness, tmp_path: Path) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_text(CSV.replace("\n", "\r\n"), encoding="utf-8-sig")  # Excel's BOM and line ends
+    ref = harness.app.upload(path)
+    run = harness.run("import_contacts", {"csv": ref, "batch_size": 2})
+    assert run.result == {"rows": 6, "imported": 3, "rejected": 3}
+    assert [email for email, _, _ in _rows()] == ["ada@example.com", "alan@example.com", "barbara@example.com"]
+    [art] = harness.job(run.job.id).artifacts
+    rejected = list(csv.DictReader(io.StringIO(b"".join(harness.app.result_store.open(art)).decode())))
+    assert [r["line"] for r in rejected] == ["4", "5", "6"]
+
+
+def test_exactly_one_source(harness: Harness) -> None:
+    with pytest.raises(DoNotRetry, match="either"):
+        harness.run("import_contacts", {})
 
 
 def test_rerun_is_idempotent(harness: Harness) -> None:

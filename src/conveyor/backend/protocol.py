@@ -150,6 +150,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from conveyor import serde
 from conveyor.limits import check_request
 from conveyor.types import (
     DEFAULT_MAX_ATTEMPTS,
@@ -379,6 +380,13 @@ class RedriveRequest:
 class PruneRequest:
     older_than: float
     """Delete terminal jobs finished more than this many seconds ago (and their events)."""
+    queues: tuple[tuple[str, float], ...] = ()
+    """Per-queue retention, (queue, seconds) pairs that replace ``older_than`` for those queues
+    (``QueueConfig.retention``)."""
+
+    def queues_json(self) -> str:
+        """The per-queue retention as a JSON object, as the engines' prune queries take it."""
+        return serde.dumps(dict(self.queues))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from conveyor.cli.common import APP_OPTION
 from conveyor.cli.errors import UsageError, cli_errors, fail
 from conveyor.cli.jobs_file import JobsFile, read_jobs_file
 from conveyor.cli.main import app
-from conveyor.cli.parsing import parse_assignments, parse_duration
+from conveyor.cli.parsing import file_args, parse_assignments, parse_duration
 from conveyor.cli.progress import EXIT_TIMEOUT, WaitDisplay, exit_code, local_status, print_outcome, remote_status
 from conveyor.cli.render import console
 from conveyor.task import CallOptions
@@ -93,6 +93,7 @@ def submit(
         if task is None:
             raise UsageError("give a TASK name (or --from-file jobs.jsonl)")
         args = parse_assignments(assignments)
+        file_args(args)  # a missing file is an error before anything is uploaded or submitted
         delay_s = parse_duration(delay, "--delay")
         options = CallOptions(
             queue=queue,
@@ -197,6 +198,9 @@ def _submit_local(
             first = conveyor.get(options.depends_on[0]) if options.depends_on else None
             workflow = joined_workflow(None, options.depends_on, options.step, first)
             options = replace(options, workflow_id=workflow)
+        for key, file in file_args(args).items():
+            args[key] = conveyor.upload(file.path)
+            console(stderr=True).print(f"uploaded {file.path} as {args[key]}", style="dim", markup=False)
         outcome = conveyor.submit(task, args, options)
         job = outcome.job
         replay = "" if outcome.created else " (existing job for this idempotency key)"
@@ -269,6 +273,10 @@ def _submit_remote(
         fail("this installation has no HTTP client (conveyor.client); submit with --app instead")
     client = ConveyorClient(server, api_key=api_key)
     try:
+        for key, file in file_args(args).items():
+            uploaded = client.upload(file.path)
+            args[key] = uploaded["ref"]
+            console(stderr=True).print(f"uploaded {file.path} as {args[key]}", style="dim", markup=False)
         status = client.submit(
             task,
             args,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -108,9 +108,10 @@ class LocalBlobs:
     def write(self, key: str, source: Source, content_type: str | None = None) -> int:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        # a unique hidden name opened with O_EXCL: permissions follow the umask, as for any file
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with os.fdopen(fd, "wb") as out:
+            with tmp.open("xb") as out:
                 if isinstance(source, bytes | bytearray):
                     out.write(source)
                 elif isinstance(source, Path):
@@ -120,7 +121,7 @@ class LocalBlobs:
                     copy_stream(source, out)
             os.replace(tmp, target)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return target.stat().st_size
 

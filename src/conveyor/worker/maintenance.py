@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from conveyor.backend.protocol import Backend, ForgetWorkersRequest, PauseRequest, PruneRequest
 from conveyor.reaper import reap_expired
+from conveyor.storage.retention import sweep
+from conveyor.storage.store import FileStore
 from conveyor.worker.config import MaintenanceConfig
 from conveyor.worker.logs import log
 
@@ -54,9 +56,21 @@ class Maintenance:
             log("maintenance.promoted", logging.DEBUG, jobs=promoted)
 
     async def prune(self) -> None:
-        deleted = await self._timed("prune", self.backend.prune(PruneRequest(older_than=self.config.retention)))
+        """Delete old finished jobs (per-queue ``QueueConfig.retention``, else the node's), then
+        their files: artifacts, and uploads no remaining job takes (``storage.retention``)."""
+        queues = () if self.app is None else self.app.queue_retention()
+        request = PruneRequest(older_than=self.config.retention, queues=queues)
+        deleted = await self._timed("prune", self.backend.prune(request))
         if deleted:
             log("maintenance.pruned", jobs=deleted, retention_s=self.config.retention)
+        if self.app is not None and isinstance(self.app.result_store, FileStore):
+
+            async def exists(job_id: str) -> bool:
+                return await self.backend.get(job_id) is not None
+
+            swept = await sweep(self.app.result_store, exists)
+            if swept.jobs or swept.uploads:
+                log("maintenance.files_deleted", jobs=swept.jobs, uploads=swept.uploads)
 
     async def forget_dead_workers(self) -> None:
         """Drop registry entries of nodes that died without leaving, once silent long enough."""

@@ -585,7 +585,12 @@ class PostgresBackend:
     async def prune(self, req: PruneRequest) -> int:
         """Delete in batches of PRUNE_BATCH, one transaction each, so pruning a large history
         never holds thousands of row locks or one huge transaction against the workers."""
-        params = {"off": self.clock_offset, "older_than": req.older_than, "limit": PRUNE_BATCH}
+        params = {
+            "off": self.clock_offset,
+            "older_than": req.older_than,
+            "limit": PRUNE_BATCH,
+            "queues": req.queues_json(),
+        }
         deleted = 0
         while True:
             row = await self._write1(lambda conn: _one(conn, self.sql["prune_batch"], params), "pruning jobs")

@@ -405,13 +405,16 @@ WITH d AS (
 SELECT id, state, has_dependents, (SELECT count(*) FROM nt) AS notified FROM r ORDER BY id
 
 -- name: prune_batch
-WITH victims AS (
-    SELECT id FROM {schema}.jobs
-    WHERE finished_at < {schema}.now(%(off)s) - %(older_than)s
-      AND state IN ('succeeded', 'failed', 'canceled')
-    ORDER BY finished_at
+-- %(queues)s is a JSON object of per-queue retention seconds replacing %(older_than)s for those queues
+WITH keep AS (
+    SELECT key AS queue, value::float8 AS seconds FROM jsonb_each_text(%(queues)s::jsonb)
+), victims AS (
+    SELECT j.id FROM {schema}.jobs j LEFT JOIN keep ON keep.queue = j.queue
+    WHERE j.finished_at < {schema}.now(%(off)s) - coalesce(keep.seconds, %(older_than)s)
+      AND j.state IN ('succeeded', 'failed', 'canceled')
+    ORDER BY j.finished_at
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF j SKIP LOCKED
 ), e AS (
     DELETE FROM {schema}.job_events WHERE job_id IN (SELECT id FROM victims)
 ), f AS (

@@ -380,7 +380,7 @@ class RedisBackend:
         return int(await self._script("promote"))
 
     async def prune(self, req: PruneRequest) -> int:
-        return int(await self._script("prune", repr(float(req.older_than))))
+        return int(await self._script("prune", repr(float(req.older_than)), req.queues_json()))
 
     async def record_effect(self, req: EffectRequest) -> EffectOutcome:
         return EffectOutcome(await self._script("effect", req.job_id, req.token, req.key, serde.dumps(req.value)))

@@ -732,7 +732,9 @@ class SQLiteBackend:
             deleted = 0
             with self._tx(conn):
                 now = self._clock()
-                for row in conn.execute(SQL["prunable"], {"cutoff": now - req.older_than}).fetchall():
+                for row in conn.execute(
+                    SQL["prunable"], {"now": now, "older_than": req.older_than, "queues": req.queues_json()}
+                ).fetchall():
                     conn.execute(SQL["delete_job_outbox"], {"id": row["id"]})
                     for query in ("delete_job_events", "delete_job_effects", "delete_job_deps", "delete_job"):
                         conn.execute(SQL[query], {"id": row["id"]})

@@ -202,8 +202,9 @@ WHERE id = :id AND lease_token = :token AND state = 'running' AND lease_expires_
 RETURNING id
 
 -- name: prunable
-SELECT id FROM jobs
-WHERE state IN ('succeeded', 'failed', 'canceled') AND finished_at < :cutoff
+-- :queues is a JSON object of per-queue retention seconds replacing :older_than for those queues
+SELECT jobs.id FROM jobs LEFT JOIN json_each(:queues) AS r ON r.key = jobs.queue
+WHERE jobs.state IN ('succeeded', 'failed', 'canceled') AND jobs.finished_at < :now - coalesce(r.value, :older_than)
 LIMIT 5000
 
 -- name: delete_job

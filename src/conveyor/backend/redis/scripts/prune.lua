@@ -1,12 +1,15 @@
--- prune: ARGV[3] older_than seconds. Deletes terminal jobs finished before now - older_than
--- (with their events, effects, dependents and outbox entries) and expired idempotency keys. Returns jobs deleted.
-local cutoff = NOW - tonumber(ARGV[3])
+-- prune: ARGV[3] older_than seconds, ARGV[4] JSON object of per-queue seconds replacing it for
+-- those queues. Deletes terminal jobs finished before now - older_than (with their events,
+-- effects, dependents and outbox entries) and expired idempotency keys. Returns jobs deleted.
+local older_than = tonumber(ARGV[3])
+local per_queue = cjson.decode(ARGV[4] or '{}')
 local budget = 5000
 local deleted = 0
 for _, q in ipairs(redis.call('SMEMBERS', B .. ':queues')) do
   if budget <= 0 then
     break
   end
+  local cutoff = NOW - (tonumber(per_queue[q]) or older_than)
   local ids = redis.call('ZRANGEBYSCORE', B .. ':done:' .. q, '-inf', '(' .. fmt(cutoff), 'LIMIT', 0, budget)
   for _, id in ipairs(ids) do
     local j = load(id)
