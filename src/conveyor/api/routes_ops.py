@@ -84,6 +84,9 @@ async def list_queues(request: Request, principal: Annotated[Principal, Depends(
                 max_runtime=config.max_runtime,
                 overflow_to=config.overflow_to,
                 priority=config.priority,
+                concurrency=config.concurrency,
+                rate_limit=_rate_text(config.rate_limit),
+                retention=config.retention,
                 declared_paused=config.paused,
                 throughput_per_min=await backend.drain_stats(name, 60.0) if admin else None,
             )
@@ -180,3 +183,10 @@ async def readyz(request: Request) -> JSONResponse:
         body = Health(status="unavailable", detail=f"{type(exc).__name__}: {exc}"[:300])
         return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": "5"})
     return JSONResponse(Health(status="ok").model_dump())
+
+
+def _rate_text(rate: str | tuple[int, float] | None) -> str | None:
+    """A declared rate limit as text (``"100/m"``, or ``"5/10s"`` for a (starts, seconds) pair)."""
+    if rate is None or isinstance(rate, str):
+        return rate
+    return f"{rate[0]}/{rate[1]:g}s"

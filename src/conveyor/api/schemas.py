@@ -406,6 +406,9 @@ class QueueInfo(BaseModel):
     )
     overflow_to: str | None = Field(default=None, description="The queue overrunning jobs move to")
     priority: int | None = Field(default=None, description="Default priority of submits to this queue")
+    concurrency: int | None = Field(default=None, description="At most this many of the queue's jobs run at once")
+    rate_limit: str | None = Field(default=None, description="At most this many starts per period, e.g. 100/m")
+    retention: float | None = Field(default=None, description="Seconds a finished job of this queue is kept")
     declared_paused: bool | None = Field(
         default=None, description="The paused setting of the queue's declaration, applied when a node starts"
     )

@@ -234,6 +234,7 @@ def queues_table(
         table.add_column("max depth", justify="right")
         table.add_column("max runtime")
         table.add_column("priority", justify="right")
+        table.add_column("limits")
     for q in stats:
         row = [
             escape(q.queue),
@@ -250,9 +251,21 @@ def queues_table(
                 "" if config.max_depth is None else str(config.max_depth),
                 runtime,
                 "" if config.priority is None else str(config.priority),
+                escape(_limits_text(config)),
             ]
         table.add_row(*row)
     return table
+
+
+def _limits_text(config: QueueConfig) -> str:
+    """Queue-wide limits in short: ``5 running, 100/m``."""
+    parts = []
+    if config.concurrency is not None:
+        parts.append(f"{config.concurrency} running")
+    if config.rate_limit is not None:
+        rate = config.rate_limit
+        parts.append(rate if isinstance(rate, str) else f"{rate[0]}/{rate[1]:g}s")
+    return ", ".join(parts)
 
 
 def queue_dict(q: QueueStats, declared: QueueConfig | None = None, throughput: int | None = None) -> dict[str, Any]:
