@@ -77,6 +77,7 @@ def test_fanout_bench_runs_one_fan_in_per_workflow(engine: str, tmp_path: Path) 
     assert found["fan_in_start_ms"] >= 0 and found["total_s"] > 0
 
 
+@pytest.mark.parametrize("engine", ["sqlite", "postgres", "redis"])
 def test_mixed_bench_moves_the_long_jobs_and_resumes_them(engine: str, tmp_path: Path) -> None:
     """``python -m bench.mixed`` drives real nodes: in the ``move`` variant both long jobs are
     moved once and resume from a checkpoint (what the table in docs/benchmarks.md relies on)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.errors import ConfigError
+from conveyor.limits import parse_rate
 from conveyor.types import QueueConfig
 
 QUEUES_CONFIG_ENV = "CONVEYOR_QUEUES_CONFIG"
@@ -26,6 +27,9 @@ KEYS: dict[str, tuple[type, ...]] = {
     "overflow_to": (str,),
     "priority": (int,),
     "paused": (bool,),
+    "concurrency": (int,),
+    "rate_limit": (str,),
+    "retention": (int, float),
 }
 """What a queue entry of the config file may set, and the TOML types each key accepts."""
 
@@ -86,6 +90,8 @@ def parse_queues(data: Mapping[str, Any], source: str) -> list[QueueConfig]:
                 kinds = " or ".join(t.__name__ for t in allowed)
                 raise ConfigError(f"{where}.{key}: expected {kinds}, got {value!r}")
         try:
+            if "rate_limit" in entry:
+                parse_rate(entry["rate_limit"])  # "100/m": a bad text is refused with the key named
             out.append(QueueConfig(str(name), **entry))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None

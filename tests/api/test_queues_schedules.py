@@ -76,6 +76,9 @@ def test_conveyor_queues_and_schedules_cli(env: Env) -> None:
         "overflow_to": "slow",
         "priority": 5,
         "paused": None,
+        "retention": None,
+        "concurrency": None,
+        "rate_limit": None,
     }
     assert queues["fast"]["throughput_per_min"] == 0
     table = env.cli("queues", "--app", APP, "--queues-config", config)

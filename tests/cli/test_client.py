@@ -37,7 +37,7 @@ def _public(cls: type) -> dict[str, inspect.Signature]:
 def test_sync_and_async_clients_have_the_same_methods_and_signatures() -> None:
     sync, coro = _public(ConveyorClient), _public(AsyncConveyorClient)
     workflows = {"submit_batch", "workflow", "cancel_workflow", "wait_workflow"}
-    assert sync.keys() == coro.keys() == {"submit", "get", "cancel", "tasks", "wait", *workflows}
+    assert sync.keys() == coro.keys() == {"submit", "get", "cancel", "tasks", "wait", "upload", *workflows}
     for name in sync:
         assert str(sync[name]) == str(coro[name]), name
         assert inspect.iscoroutinefunction(getattr(AsyncConveyorClient, name)), name

@@ -107,7 +107,7 @@ async def counts(b: RedisBackend) -> dict[str, int]:
 def test_every_script_declares_its_retry_safety() -> None:
     state_changing = {
         "enqueue", "claim", "complete", "complete_many", "fail", "release", "progress", "artifact",
-        "cancel", "redrive", "expire", "promote", "prune", "effect", "outbox_take",
+        "cancel", "redrive", "expire", "promote", "prune", "effect", "outbox_take", "move",
     }  # fmt: skip
     assert {n for n, s in SCRIPTS.items() if s is RetrySafety.REPLY} == state_changing
     assert {n for n, s in SCRIPTS.items() if s is RetrySafety.IDEMPOTENT} == {
@@ -115,6 +115,8 @@ def test_every_script_declares_its_retry_safety() -> None:
         "pause",
         "apikey",
         "outbox_ack",
+        "checkpoint",
+        "workers",
     }
     for name in SCRIPTS:
         assert ("return replied(main)" in script_source(name)) == (SCRIPTS[name] is RetrySafety.REPLY)

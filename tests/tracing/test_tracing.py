@@ -25,14 +25,29 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield engine
 
 
-async def _drain(url: str) -> None:
-    """One in-process worker node in burst mode: runs what is queued, then returns."""
+async def _drain(url: str, span_name: str) -> None:
+    """One in-process worker node, run until the exporter holds ``span_name`` (deadline 60 s),
+    then drained like a SIGTERM would."""
     app = make_app(url)
-    config = WorkerConfig(app_spec="tests.tracing.traced_app:app", burst=True, lease=5.0, registry_interval=1.0)
+    config = WorkerConfig(app_spec="tests.tracing.traced_app:app", lease=5.0, registry_interval=1.0, grace=5.0)
+    worker = Worker(app, config)
+    node = asyncio.ensure_future(worker.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
     try:
-        assert await asyncio.wait_for(Worker(app, config).run(), timeout=120) == 0
+        while span_name not in {s.name for s in EXPORTER.get_finished_spans()}:
+            assert not node.done(), "the worker node stopped before the job ran"
+            assert loop.time() < deadline, f"no {span_name!r} span within 60 s"
+            await asyncio.sleep(0.05)
     finally:
-        await app.aclose()
+        worker.request_shutdown()
+        try:
+            assert await asyncio.wait_for(asyncio.shield(node), timeout=30) == 0
+        finally:
+            if not node.done():
+                worker.request_shutdown()  # a second request stops at once
+                await node
+            await app.aclose()
 
 
 async def test_the_run_span_joins_the_submitting_request_trace(url: str) -> None:
@@ -44,7 +59,7 @@ async def test_the_run_span_joins_the_submitting_request_trace(url: str) -> None
     assert job.trace_context and job.trace_context["traceparent"].split("-")[1] == format(
         request_span.get_span_context().trace_id, "032x"
     ), "the job carries the request's trace id"
-    await _drain(url)
+    await _drain(url, "traced.ok process")
 
     spans = {s.name: s for s in EXPORTER.get_finished_spans()}
     send, run = spans["traced.ok send"], spans["traced.ok process"]
@@ -67,7 +82,7 @@ async def test_a_failed_run_is_an_error_span_and_a_sync_submit_keeps_the_callers
 
     job_id = await asyncio.to_thread(sync_view)
     await app.aclose()
-    await _drain(url)
+    await _drain(url, "traced.boom process")
     spans = {s.name: s for s in EXPORTER.get_finished_spans()}
     view, send, run = spans["GET /boom"], spans["traced.boom send"], spans["traced.boom process"]
     assert send.parent is not None and send.parent.span_id == view.context.span_id
