@@ -81,6 +81,7 @@ async def test_a_failed_run_is_an_error_span_and_a_sync_submit_keeps_the_callers
             return app.enqueue("traced.boom", {}).id
 
     job_id = await asyncio.to_thread(sync_view)
+    await asyncio.to_thread(app.close)  # the sync API's portal holds its own engine connection
     await app.aclose()
     await _drain(url, "traced.boom process")
     spans = {s.name: s for s in EXPORTER.get_finished_spans()}

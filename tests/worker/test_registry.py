@@ -60,7 +60,8 @@ def test_a_killed_node_is_shown_dead_after_missing_its_beats(cluster: Cluster) -
         message="the killed node to be shown dead",
     )
     assert dead.silent_for > 3 * 0.2
-    assert _nodes(cluster)[survivor.id].alive, "the live node keeps beating"
+    # the survivor keeps beating (a single late beat on a loaded machine is not death: poll)
+    wait_until(lambda: _nodes(cluster)[survivor.id].alive, message="the live node to be shown alive")
 
     out = subprocess.run(
         [sys.executable, "-m", "conveyor", "workers", "--json", "--url", cluster.url],
