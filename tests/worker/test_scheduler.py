@@ -75,5 +75,9 @@ async def test_a_node_starting_after_downtime_skips_old_ticks_unless_catch_up(ap
     missed_caught = len(await keys(app, "caught")) - len(before_caught)
     assert missed_ten <= 1, "only the tick within one period runs; no burst"
     assert missed_caught == 60, "catch_up enqueues every tick missed since the last one, once each"
-    await Scheduler(app, backend).run_once()  # another node starting: nothing new (same keys)
-    assert len(await keys(app, "caught")) - len(before_caught) == missed_caught
+    caught_up = set(await keys(app, "caught"))
+    await Scheduler(app, backend).run_once()  # another node starting: no tick enqueued twice
+    again = await keys(app, "caught")
+    assert len(again) == len(set(again)), "every tick's job exists once"
+    # the only new job may be a tick that came due on the engine clock meanwhile (a loaded machine)
+    assert len(set(again) - caught_up) <= 1
